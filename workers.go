@@ -1,0 +1,4 @@
+package omniq
+
+// Workers is the registry of task kinds a client can run.
+type Workers struct{}
