@@ -1,0 +1,245 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/omniqhq/omniq/jobs"
+)
+
+// outcome is the end of one attempt, waiting to be written.
+type outcome struct {
+	id           uuid.UUID
+	attempt      int
+	status       jobs.Status
+	runAt        *time.Time
+	errEntry     []byte // JSON AttemptError, nil on success
+	finishedAt   time.Time
+	result       []byte
+	resultCodec  string
+	resultStatus jobs.ResultStatus
+	errMsg       string
+	traceback    string
+	attemptAdj   int
+	event        string
+	queue        string
+}
+
+// completer writes outcomes in batches: one round trip per batch for the task
+// transitions, results, events, dependency release, callbacks and the
+// completion NOTIFY. A batch that cannot be written is kept and retried.
+type completer struct {
+	e   *Engine
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending []*outcome
+	kick    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func newCompleter(e *Engine) *completer {
+	return &completer{
+		e:    e,
+		log:  e.cfg.Logger("completer"),
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+}
+
+func (c *completer) start() { go c.run() }
+
+// stop writes whatever is pending and returns.
+func (c *completer) stop() {
+	close(c.quit)
+	<-c.done
+}
+
+func (c *completer) add(o *outcome) {
+	c.mu.Lock()
+	c.pending = append(c.pending, o)
+	n := len(c.pending)
+	c.mu.Unlock()
+	if n == 1 || n >= c.e.cfg.CompleterBatchSize {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *completer) run() {
+	defer close(c.done)
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			c.drain()
+			return
+		}
+		// Let a batch gather, unless it is already full.
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n < c.e.cfg.CompleterBatchSize {
+			t := time.NewTimer(c.e.cfg.CompleterFlushInterval)
+			select {
+			case <-t.C:
+			case <-c.quit:
+			}
+			t.Stop()
+		}
+		for {
+			err := c.flushOnce()
+			if err == nil {
+				backoff = 0
+				break
+			}
+			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			c.log.Error("writing completions failed; will retry", "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-c.quit:
+				c.drain()
+				return
+			}
+		}
+		c.mu.Lock()
+		more := len(c.pending) > 0
+		c.mu.Unlock()
+		if more {
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// drain writes everything pending, retrying for a bounded time at stop.
+func (c *completer) drain() {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.pending)
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if err := c.flushOnce(); err != nil {
+			if time.Now().After(deadline) {
+				c.log.Error("dropping unwritten completions at stop; their tasks will be rescued", "error", err, "count", n)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// flushOnce writes up to one batch; on failure the batch goes back in front.
+func (c *completer) flushOnce() error {
+	c.mu.Lock()
+	n := min(len(c.pending), c.e.cfg.CompleterBatchSize)
+	batch := c.pending[:n:n]
+	c.pending = c.pending[n:]
+	c.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.write(ctx, batch); err != nil {
+		c.mu.Lock()
+		c.pending = append(batch, c.pending...)
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (c *completer) write(ctx context.Context, batch []*outcome) error {
+	e := c.e
+	n := len(batch)
+	var (
+		ids        = make([]uuid.UUID, n)
+		attempts   = make([]int32, n)
+		statuses   = make([]string, n)
+		runAts     = make([]*time.Time, n)
+		errs       = make([]*string, n)
+		finished   = make([]time.Time, n)
+		results    = make([]*string, n)
+		resCodecs  = make([]string, n)
+		resStatus  = make([]*string, n)
+		errMsgs    = make([]*string, n)
+		traces     = make([]*string, n)
+		adjs       = make([]int32, n)
+		events     = make([]string, n)
+		terminal   []uuid.UUID
+		failed     []uuid.UUID
+		callbackOf []uuid.UUID
+	)
+	for i, o := range batch {
+		ids[i], attempts[i], statuses[i], runAts[i], finished[i] = o.id, int32(o.attempt), string(o.status), o.runAt, o.finishedAt
+		if o.errEntry != nil {
+			errs[i] = ptr(string(o.errEntry))
+		}
+		if o.result != nil {
+			results[i] = ptr(string(o.result))
+		}
+		resCodecs[i] = o.resultCodec
+		if resCodecs[i] == "" {
+			resCodecs[i] = "json"
+		}
+		if o.resultStatus != "" {
+			resStatus[i] = ptr(string(o.resultStatus))
+		}
+		errMsgs[i], traces[i] = nonEmpty(o.errMsg), nonEmpty(o.traceback)
+		adjs[i], events[i] = int32(o.attemptAdj), o.event
+		if o.status.Finished() {
+			terminal = append(terminal, o.id)
+			callbackOf = append(callbackOf, callbackID(o.id))
+		}
+		if o.status == jobs.StatusError || o.status == jobs.StatusCancelled {
+			failed = append(failed, o.id)
+		}
+	}
+	var resultTTL *time.Duration
+	if e.cfg.ResultTTL > 0 {
+		resultTTL = &e.cfg.ResultTTL
+	}
+	b := &pgx.Batch{}
+	b.Queue(e.sql.complete, ids, attempts, statuses, runAts, errs, finished, results, resCodecs, resStatus,
+		errMsgs, traces, adjs, events, resultTTL, e.cfg.EventLevel)
+	if len(failed) > 0 {
+		b.Queue(e.sql.cancelDeps, failed, e.cfg.EventLevel)
+	}
+	if len(terminal) > 0 {
+		b.Queue(e.sql.releaseDeps, terminal, e.insertChannel)
+		b.Queue(e.sql.fireCallbacks, terminal, callbackOf, e.insertChannel)
+	}
+	b.Queue(e.sql.notify, e.completeChannel, []string{""})
+	var retryQueues []string
+	for _, o := range batch {
+		if o.status == jobs.StatusRetry && o.runAt != nil && !o.runAt.After(time.Now()) {
+			retryQueues = append(retryQueues, o.queue)
+		}
+	}
+	if len(retryQueues) > 0 {
+		b.Queue(e.sql.notify, e.insertChannel, retryQueues)
+	}
+	return e.pool.SendBatch(ctx, b).Close()
+}
+
+// callbackNamespace derives callback task ids from parent ids, so firing the
+// same parent's callback twice inserts one task.
+var callbackNamespace = uuid.MustParse("6f6d6e69-7100-4000-8000-63616c6c6261")
+
+func callbackID(parent uuid.UUID) uuid.UUID { return uuid.NewSHA1(callbackNamespace, parent[:]) }

@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/goccy/go-json"
+
+	"github.com/omniqhq/omniq/jobs"
+)
+
+// execution is a task running on this client.
+type execution struct {
+	cancel context.CancelCauseFunc
+}
+
+// PanicError is the error of an attempt whose worker panicked.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// execute runs one claimed task and hands its outcome to the completer.
+func (e *Engine) execute(p *producer, row *jobs.TaskRow) {
+	defer e.executing.Done()
+	ctx, cancel := context.WithCancelCause(e.workCtx)
+	defer cancel(nil)
+	e.running.Store(row.ID, &execution{cancel: cancel})
+
+	o := e.run(ctx, row)
+
+	e.running.Delete(row.ID)
+	e.completer.add(o)
+	p.done()
+}
+
+func (e *Engine) run(ctx context.Context, row *jobs.TaskRow) *outcome {
+	start := time.Now()
+	unit, ok := e.registry.Lookup(row.Kind)
+	if !ok {
+		// A newer deploy may know the kind: fail this attempt, retry.
+		return e.failed(row, start, nil, fmt.Errorf("no worker for kind %q on client %s", row.Kind, e.cfg.ID), "", false)
+	}
+	r, err := unit.Prepare(row, e.decodeArgs)
+	if err != nil {
+		return e.failed(row, start, nil, jobs.NoRetry(err), "", false)
+	}
+	timeout := r.Timeout()
+	if timeout == 0 {
+		timeout = row.Timeout
+	}
+	workCtx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		workCtx, cancel = context.WithTimeoutCause(ctx, timeout, context.DeadlineExceeded)
+		defer cancel()
+	}
+	err = safeWork(workCtx, r)
+	finished := time.Now()
+	if err == nil {
+		return e.succeeded(row, r, start, finished)
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		switch {
+		case errors.Is(cause, ErrCancelRequested):
+			return e.cancelled(row, finished, err)
+		case errors.Is(cause, ErrStopped):
+			return e.interrupted(row, finished, err)
+		}
+	}
+	timedOut := timeout > 0 && errors.Is(workCtx.Err(), context.DeadlineExceeded)
+	if timedOut {
+		err = fmt.Errorf("timed out after %s: %w", timeout, err)
+	}
+	var trace string
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		trace = pe.Stack
+	}
+	if e.cfg.OnTaskError != nil {
+		e.cfg.OnTaskError(row, err)
+	}
+	return e.failed(row, finished, r, err, trace, timedOut)
+}
+
+func safeWork(ctx context.Context, r jobs.Runnable) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return r.Work(ctx)
+}
+
+func (e *Engine) decodeArgs(codecName string, stored []byte, v any) error {
+	data, err := e.codec.FromJSONB(codecName, stored)
+	if err != nil {
+		return err
+	}
+	return e.codec.Decode(codecName, data, v)
+}
+
+func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, start, finished time.Time) *outcome {
+	o := &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: finished,
+		resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
+	if v, ok := r.Result(); ok && row.StoreResult {
+		name, data, err := e.codec.Encode(v)
+		if err != nil {
+			return e.failed(row, finished, nil, jobs.NoRetry(fmt.Errorf("encode result: %w", err)), "", false)
+		}
+		o.result, o.resultCodec = e.codec.ToJSONB(name, data), name
+	}
+	_ = start
+	return o
+}
+
+func (e *Engine) cancelled(row *jobs.TaskRow, finished time.Time, err error) *outcome {
+	return &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusCancelled, finishedAt: finished,
+		resultStatus: jobs.ResultCancelled, event: "cancelled", queue: row.Queue,
+		errEntry: attemptError(row.Attempt, finished, err, ""), errMsg: err.Error()}
+}
+
+// interrupted returns a task cut short by a hard stop to the queue, without
+// using up its attempt.
+func (e *Engine) interrupted(row *jobs.TaskRow, finished time.Time, err error) *outcome {
+	return &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusRetry, runAt: &finished,
+		attemptAdj: -1, finishedAt: finished, event: "retry", queue: row.Queue,
+		errEntry: attemptError(row.Attempt, finished, fmt.Errorf("interrupted by client stop: %w", err), ""),
+		errMsg:   "interrupted by client stop"}
+}
+
+// failed decides what a failed attempt leads to: cancel, snooze, retry or error.
+func (e *Engine) failed(row *jobs.TaskRow, finished time.Time, r jobs.Runnable, err error, trace string, timedOut bool) *outcome {
+	o := &outcome{id: row.ID, attempt: row.Attempt, finishedAt: finished, queue: row.Queue, errMsg: err.Error(), traceback: trace}
+	var (
+		cancelErr  *jobs.CancelError
+		snoozeErr  *jobs.SnoozeError
+		noRetryErr *jobs.NoRetryError
+	)
+	switch {
+	case errors.As(err, &snoozeErr):
+		at := finished.Add(snoozeErr.Duration)
+		o.status, o.runAt, o.attemptAdj, o.event, o.errMsg = jobs.StatusPending, &at, -1, "snoozed", ""
+		return o
+	case errors.As(err, &cancelErr):
+		o.status, o.resultStatus, o.event = jobs.StatusCancelled, jobs.ResultCancelled, "cancelled"
+	case errors.As(err, &noRetryErr) || row.Attempt >= row.MaxAttempts:
+		o.status, o.resultStatus, o.event = jobs.StatusError, jobs.ResultError, "error"
+	default:
+		at := time.Time{}
+		if r != nil {
+			at = r.NextRetry()
+		}
+		if at.IsZero() {
+			at = finished.Add(jobs.RetryDelay(row.RetryBackoff, row.RetryDelay, row.Attempt))
+		}
+		o.status, o.runAt, o.event = jobs.StatusRetry, &at, "retry"
+	}
+	if timedOut && o.status == jobs.StatusError {
+		o.resultStatus = jobs.ResultTimeout
+	}
+	o.errEntry = attemptError(row.Attempt, finished, err, trace)
+	return o
+}
+
+func attemptError(attempt int, at time.Time, err error, trace string) []byte {
+	b, _ := json.Marshal(jobs.AttemptError{Attempt: attempt, At: at, Error: err.Error(), Trace: trace})
+	return b
+}

@@ -1,0 +1,628 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/omniqhq/omniq/jobs"
+)
+
+// DB is what the engine needs of a connection: a pool, a conn or a caller's
+// transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// Codec encodes args and results; *codec.Manager is the implementation.
+type Codec interface {
+	Encode(v any) (name string, data []byte, err error)
+	Decode(name string, data []byte, v any) error
+	ToJSONB(name string, data []byte) []byte
+	FromJSONB(name string, stored []byte) ([]byte, error)
+}
+
+// MaxArgsBytes bounds a task's encoded args.
+const MaxArgsBytes = 1 << 20
+
+var queueNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// ValidQueueName reports whether name is an acceptable queue name (the same
+// rule as the tasks.queue CHECK constraint).
+func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
+
+// InsertParams is one task ready to insert: encoded, defaulted, validated.
+type InsertParams struct {
+	ID           uuid.UUID
+	Kind         string
+	Queue        string
+	Args         []byte // JSON text for the jsonb column
+	Codec        string
+	Name         string
+	Description  string
+	Tags         []string
+	Priority     int
+	RunAt        time.Time // zero: now, by the database clock
+	MaxAttempts  int
+	RetryDelay   time.Duration
+	RetryBackoff jobs.Backoff
+	ExpiresAt    *time.Time
+	Timeout      time.Duration
+	DependsOn    []uuid.UUID
+	RunAnyway    bool
+	Callback     *jobs.Callback
+	ResultTTL    time.Duration
+	StoreResult  bool
+	UniqueKey    []byte
+	UniqueStates []jobs.Status
+	ScheduleID   *uuid.UUID
+	ScheduledAt  *time.Time
+	Metadata     map[string]any
+}
+
+// InsertResult is the outcome of inserting one task.
+type InsertResult struct {
+	ID uuid.UUID
+	// Duplicate is true when a unique task already existed; ID is then the
+	// existing task's.
+	Duplicate bool
+	// Status is the status the task was inserted with (pending, waiting or
+	// cancelled); empty for a duplicate.
+	Status jobs.Status
+}
+
+func invalid(field string, value any, reason string) error {
+	return &jobs.InputError{Field: field, Value: value, Reason: reason}
+}
+
+// Prepare turns args and options into InsertParams: it merges the kind's and
+// the client's defaults, encodes args, and validates every field.
+func (e *Engine) Prepare(args jobs.Args, opts *jobs.InsertOpts) (*InsertParams, error) {
+	if args == nil {
+		return nil, invalid("args", nil, "nil args")
+	}
+	kind := args.Kind()
+	if kind == "" || len(kind) > 128 {
+		return nil, invalid("kind", fmt.Sprintf("%q", kind), "must be 1-128 characters")
+	}
+	var o jobs.InsertOpts
+	if opts != nil {
+		o = *opts
+	}
+	if a, ok := args.(jobs.ArgsWithInsertOpts); ok {
+		o = o.Merge(a.InsertOpts())
+	}
+	if e.registry.Len() > 0 {
+		u, ok := e.registry.Lookup(kind)
+		if !ok {
+			return nil, invalid("kind", fmt.Sprintf("%q", kind), "no worker is registered for it on this client (registered: "+fmt.Sprint(e.registry.Kinds())+")")
+		}
+		o = o.Merge(u.InsertOpts())
+	}
+	codecName, data, err := e.codec.Encode(args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode args of kind %q: %w", jobs.ErrInvalidInput, kind, err)
+	}
+	return e.prepare(kind, codecName, data, o)
+}
+
+func (e *Engine) prepare(kind, codecName string, data []byte, o jobs.InsertOpts) (*InsertParams, error) {
+	cfg := &e.cfg
+	if len(data) > MaxArgsBytes {
+		return nil, invalid("args", fmt.Sprintf("of %d bytes", len(data)), fmt.Sprintf("larger than the %d-byte limit", MaxArgsBytes))
+	}
+	p := &InsertParams{
+		ID:           o.ID,
+		Kind:         kind,
+		Queue:        o.Queue,
+		Args:         e.codec.ToJSONB(codecName, data),
+		Codec:        codecName,
+		Name:         o.Name,
+		Description:  o.Description,
+		Tags:         o.Tags,
+		Priority:     o.Priority,
+		MaxAttempts:  o.MaxAttempts,
+		RetryDelay:   o.RetryDelay,
+		RetryBackoff: o.RetryBackoff,
+		Timeout:      o.Timeout,
+		DependsOn:    o.DependsOn,
+		RunAnyway:    o.RunAnyway,
+		Callback:     o.Callback,
+		ResultTTL:    o.ResultTTL,
+		StoreResult:  !cfg.DisableResults,
+		Metadata:     o.Metadata,
+	}
+	if o.StoreResult != nil {
+		p.StoreResult = *o.StoreResult
+	}
+	if p.ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("make task id: %w", err)
+		}
+		p.ID = id
+	}
+	if p.Queue == "" {
+		p.Queue = DefaultQueue
+	}
+	if !ValidQueueName(p.Queue) {
+		return nil, invalid("queue", fmt.Sprintf("%q", p.Queue), "use 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
+	}
+	if p.Priority < math.MinInt16 || p.Priority > math.MaxInt16 {
+		return nil, invalid("priority", p.Priority, "must be between -32768 and 32767")
+	}
+	if o.RunIn < 0 {
+		return nil, invalid("RunIn", o.RunIn, "must not be negative")
+	}
+	switch {
+	case !o.RunAt.IsZero():
+		p.RunAt = o.RunAt
+	case o.RunIn > 0:
+		p.RunAt = time.Now().Add(o.RunIn)
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = cfg.MaxAttempts
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > 1000 {
+		return nil, invalid("MaxAttempts", p.MaxAttempts, "must be between 1 and 1000")
+	}
+	if p.RetryDelay < 0 {
+		return nil, invalid("RetryDelay", p.RetryDelay, "must not be negative")
+	}
+	if p.RetryDelay == 0 {
+		p.RetryDelay = cfg.RetryDelay
+	}
+	if p.RetryBackoff == "" {
+		p.RetryBackoff = cfg.RetryBackoff
+	}
+	if p.RetryBackoff != jobs.BackoffFixed && p.RetryBackoff != jobs.BackoffExponential {
+		return nil, invalid("RetryBackoff", fmt.Sprintf("%q", p.RetryBackoff), `must be "fixed" or "exponential"`)
+	}
+	if p.Timeout < 0 {
+		return nil, invalid("Timeout", p.Timeout, "must not be negative")
+	}
+	if p.Timeout == 0 {
+		p.Timeout = cfg.TaskTimeout
+	}
+	ttl := o.TTL
+	if ttl < 0 {
+		return nil, invalid("TTL", ttl, "must not be negative")
+	}
+	if ttl == 0 {
+		ttl = cfg.TaskTTL
+	}
+	if ttl > 0 {
+		exp := time.Now().Add(ttl)
+		if !p.RunAt.IsZero() && p.RunAt.After(time.Now()) {
+			exp = p.RunAt.Add(ttl)
+		}
+		p.ExpiresAt = &exp
+	}
+	if p.ResultTTL < 0 {
+		return nil, invalid("ResultTTL", p.ResultTTL, "must not be negative")
+	}
+	if p.ResultTTL == 0 {
+		p.ResultTTL = cfg.ResultTTL
+	}
+	if len(p.Name) > 1000 {
+		return nil, invalid("Name", fmt.Sprintf("of %d bytes", len(p.Name)), "longer than 1000 bytes")
+	}
+	for _, tag := range p.Tags {
+		if tag == "" || len(tag) > 255 {
+			return nil, invalid("Tags", fmt.Sprintf("%q", tag), "each tag must be 1-255 bytes")
+		}
+	}
+	if c := p.Callback; c != nil {
+		if c.Kind == "" {
+			return nil, invalid("Callback.Kind", `""`, "a callback needs a kind")
+		}
+		if c.Queue != "" && !ValidQueueName(c.Queue) {
+			return nil, invalid("Callback.Queue", fmt.Sprintf("%q", c.Queue), "not a valid queue name")
+		}
+		if len(c.Args) > 0 && !json.Valid(c.Args) {
+			return nil, invalid("Callback.Args", nil, "not valid JSON")
+		}
+	}
+	for _, d := range p.DependsOn {
+		if d == p.ID {
+			return nil, invalid("DependsOn", d, "a task cannot depend on itself")
+		}
+	}
+	if u := o.Unique; u != nil {
+		key, states, err := uniqueKey(p, data, u)
+		if err != nil {
+			return nil, err
+		}
+		p.UniqueKey, p.UniqueStates = key, states
+	}
+	return p, nil
+}
+
+// DefaultQueue is the queue of a task that names none.
+const DefaultQueue = "default"
+
+// uniqueKey hashes what makes p a duplicate under u.
+func uniqueKey(p *InsertParams, args []byte, u *jobs.UniqueOpts) ([]byte, []jobs.Status, error) {
+	states := u.ByStatus
+	if len(states) == 0 {
+		states = jobs.DefaultUniqueStatuses
+	}
+	for _, s := range states {
+		if !s.Valid() {
+			return nil, nil, invalid("Unique.ByStatus", fmt.Sprintf("%q", s), "not a task status")
+		}
+	}
+	if u.ByPeriod < 0 {
+		return nil, nil, invalid("Unique.ByPeriod", u.ByPeriod, "must not be negative")
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "kind=%s\x00", p.Kind)
+	if u.ByQueue {
+		fmt.Fprintf(h, "queue=%s\x00", p.Queue)
+	}
+	if u.ByArgs {
+		part := args
+		if len(u.ArgsFields) > 0 {
+			var all map[string]json.RawMessage
+			if err := json.Unmarshal(p.Args, &all); err != nil {
+				return nil, nil, invalid("Unique.ArgsFields", u.ArgsFields, "args are not a JSON object")
+			}
+			picked := make(map[string]json.RawMessage, len(u.ArgsFields))
+			for _, f := range u.ArgsFields {
+				picked[f] = all[f]
+			}
+			part, _ = json.Marshal(picked) // map keys are sorted: stable
+		} else {
+			// Canonical form: jsonb-equivalent object key order.
+			var v any
+			if err := json.Unmarshal(p.Args, &v); err == nil {
+				part, _ = json.Marshal(v)
+			}
+		}
+		fmt.Fprintf(h, "args=%s\x00", part)
+	}
+	if u.ByPeriod > 0 {
+		at := p.RunAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		fmt.Fprintf(h, "period=%d\x00", at.Truncate(u.ByPeriod).Unix())
+	}
+	return h.Sum(nil), states, nil
+}
+
+// Insert writes params in one round trip (plus one FOR SHARE read when some
+// depend on tasks outside the batch) and wakes the producers of the queues
+// that got runnable tasks. In a caller's transaction, the tasks exist only if
+// it commits.
+func (e *Engine) Insert(ctx context.Context, db DB, params []*InsertParams) ([]InsertResult, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	statuses, err := e.dependencyStatuses(ctx, db, params)
+	if err != nil {
+		return nil, err
+	}
+	n := len(params)
+	var (
+		ids          = make([]uuid.UUID, n)
+		kinds        = make([]string, n)
+		queues       = make([]string, n)
+		args         = make([]string, n)
+		codecs       = make([]string, n)
+		names        = make([]*string, n)
+		descs        = make([]*string, n)
+		tags         = make([]*string, n)
+		prios        = make([]int16, n)
+		stats        = make([]string, n)
+		runAts       = make([]*time.Time, n)
+		maxAttempts  = make([]int32, n)
+		retryDelays  = make([]time.Duration, n)
+		backoffs     = make([]string, n)
+		expires      = make([]*time.Time, n)
+		timeouts     = make([]*time.Duration, n)
+		deps         = make([]*string, n)
+		runAnyway    = make([]bool, n)
+		callbacks    = make([]*string, n)
+		resultTTLs   = make([]*time.Duration, n)
+		storeResults = make([]bool, n)
+		uniqueKeys   = make([][]byte, n)
+		uniqueStates = make([]*string, n)
+		scheduleIDs  = make([]*uuid.UUID, n)
+		scheduledAts = make([]*time.Time, n)
+		metadata     = make([]*string, n)
+	)
+	wake := map[string]bool{}
+	now := time.Now()
+	for i, p := range params {
+		ids[i], kinds[i], queues[i], args[i], codecs[i] = p.ID, p.Kind, p.Queue, string(p.Args), p.Codec
+		names[i], descs[i] = nonEmpty(p.Name), nonEmpty(p.Description)
+		if len(p.Tags) > 0 {
+			b, _ := json.Marshal(p.Tags)
+			tags[i] = ptr(string(b))
+		}
+		prios[i] = int16(p.Priority)
+		stats[i] = string(statuses[i])
+		if !p.RunAt.IsZero() {
+			runAts[i] = ptr(p.RunAt)
+		}
+		maxAttempts[i] = int32(p.MaxAttempts)
+		retryDelays[i], backoffs[i], expires[i] = p.RetryDelay, string(p.RetryBackoff), p.ExpiresAt
+		if p.Timeout > 0 {
+			timeouts[i] = ptr(p.Timeout)
+		}
+		if len(p.DependsOn) > 0 {
+			deps[i] = ptr(uuidArrayLiteral(p.DependsOn))
+		}
+		runAnyway[i] = p.RunAnyway
+		if p.Callback != nil {
+			b, err := json.Marshal(p.Callback)
+			if err != nil {
+				return nil, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
+			}
+			callbacks[i] = ptr(string(b))
+		}
+		if p.ResultTTL > 0 {
+			resultTTLs[i] = ptr(p.ResultTTL)
+		}
+		storeResults[i], uniqueKeys[i] = p.StoreResult, p.UniqueKey
+		if p.UniqueKey != nil {
+			uniqueStates[i] = ptr(statusArrayLiteral(p.UniqueStates))
+		}
+		scheduleIDs[i], scheduledAts[i] = p.ScheduleID, p.ScheduledAt
+		if len(p.Metadata) > 0 {
+			b, err := json.Marshal(p.Metadata)
+			if err != nil {
+				return nil, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
+			}
+			metadata[i] = ptr(string(b))
+		}
+		if statuses[i] == jobs.StatusPending && (p.RunAt.IsZero() || !p.RunAt.After(now)) {
+			wake[p.Queue] = true
+		}
+	}
+	var batch pgx.Batch
+	batch.Queue(e.sql.insert, ids, kinds, queues, args, codecs, names, descs, tags, prios, stats, runAts,
+		maxAttempts, retryDelays, backoffs, expires, timeouts, deps, runAnyway, callbacks, resultTTLs,
+		storeResults, uniqueKeys, uniqueStates, scheduleIDs, scheduledAts, metadata, e.cfg.EventLevel == EventsAll)
+	if len(wake) > 0 {
+		batch.Queue(e.sql.notify, e.insertChannel, sortedKeys(wake))
+	}
+	br := db.SendBatch(ctx, &batch)
+	results, err := scanInsert(br, params, statuses)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, insertError(err)
+	}
+	return results, nil
+}
+
+func scanInsert(br pgx.BatchResults, params []*InsertParams, statuses []jobs.Status) ([]InsertResult, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	byID := make(map[uuid.UUID]int, len(params))
+	byKey := map[string]int{}
+	for i, p := range params {
+		byID[p.ID] = i
+		if p.UniqueKey != nil {
+			byKey[string(p.UniqueKey)] = i
+		}
+	}
+	results := make([]InsertResult, len(params))
+	for rows.Next() {
+		var (
+			id  uuid.UUID
+			key []byte
+			dup bool
+		)
+		if err := rows.Scan(&id, &key, &dup); err != nil {
+			return nil, err
+		}
+		i, ok := byID[id]
+		if dup || !ok {
+			i = byKey[string(key)]
+		}
+		results[i] = InsertResult{ID: id, Duplicate: dup}
+		if !dup {
+			results[i].Status = statuses[i]
+		}
+	}
+	return results, rows.Err()
+}
+
+func insertError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "21000": // ON CONFLICT DO UPDATE cannot affect row a second time
+			return fmt.Errorf("%w: two tasks in one batch have the same unique key: %w", jobs.ErrInvalidInput, err)
+		case "23505":
+			if pgErr.ConstraintName == "tasks_pkey" {
+				return fmt.Errorf("%w: a task with that ID already exists: %w", jobs.ErrInvalidInput, err)
+			}
+		case "23514":
+			return fmt.Errorf("%w: rejected by constraint %s: %w", jobs.ErrInvalidInput, pgErr.ConstraintName, err)
+		}
+	}
+	return fmt.Errorf("insert tasks: %w", err)
+}
+
+// dependencyStatuses decides each task's initial status from its
+// dependencies: the ones in the batch and the ones already stored (read FOR
+// SHARE, so a dependency cannot finish unseen while this insert commits).
+func (e *Engine) dependencyStatuses(ctx context.Context, db DB, params []*InsertParams) ([]jobs.Status, error) {
+	statuses := make([]jobs.Status, len(params))
+	inBatch := make(map[uuid.UUID]int, len(params))
+	var external []uuid.UUID
+	for i, p := range params {
+		statuses[i] = jobs.StatusPending
+		if _, dup := inBatch[p.ID]; dup {
+			return nil, invalid("ID", p.ID, "appears twice in the batch")
+		}
+		inBatch[p.ID] = i
+	}
+	for _, p := range params {
+		for _, d := range p.DependsOn {
+			if _, ok := inBatch[d]; !ok {
+				external = append(external, d)
+			}
+		}
+	}
+	hasDeps := false
+	for _, p := range params {
+		if len(p.DependsOn) > 0 {
+			hasDeps = true
+			break
+		}
+	}
+	if !hasDeps {
+		return statuses, nil
+	}
+	stored := map[uuid.UUID]jobs.Status{}
+	if len(external) > 0 {
+		slices.SortFunc(external, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+		external = slices.Compact(external)
+		rows, err := db.Query(ctx, `SELECT id, status FROM `+table(e.sql.schema, "tasks")+` WHERE id = ANY($1) ORDER BY id FOR SHARE`, external)
+		if err != nil {
+			return nil, fmt.Errorf("read dependencies: %w", err)
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			var s string
+			if err := rows.Scan(&id, &s); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read dependencies: %w", err)
+			}
+			stored[id] = jobs.Status(s)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read dependencies: %w", err)
+		}
+		for _, id := range external {
+			if _, ok := stored[id]; !ok {
+				return nil, invalid("DependsOn", id, "no such task")
+			}
+		}
+	}
+	// Resolve in dependency order; a cycle is an error.
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := make([]int, len(params))
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case done:
+			return nil
+		case visiting:
+			return invalid("DependsOn", params[i].ID, "dependencies form a cycle")
+		}
+		state[i] = visiting
+		p := params[i]
+		allDone, anyFailed, allSucceeded := true, false, true
+		for _, d := range p.DependsOn {
+			s, ok := stored[d]
+			if j, in := inBatch[d]; in {
+				if err := visit(j); err != nil {
+					return err
+				}
+				s, ok = statuses[j], true
+				if s == jobs.StatusPending || s == jobs.StatusWaiting {
+					s = jobs.StatusWaiting // a new task has not run yet
+				}
+			}
+			if !ok {
+				return invalid("DependsOn", d, "no such task")
+			}
+			if !s.Finished() {
+				allDone = false
+			}
+			if s != jobs.StatusSuccess {
+				allSucceeded = false
+			}
+			if s == jobs.StatusError || s == jobs.StatusCancelled || s == jobs.StatusExpired {
+				anyFailed = true
+			}
+		}
+		switch {
+		case len(p.DependsOn) == 0:
+			statuses[i] = jobs.StatusPending
+		case p.RunAnyway && allDone, !p.RunAnyway && allSucceeded:
+			statuses[i] = jobs.StatusPending
+		case !p.RunAnyway && anyFailed:
+			statuses[i] = jobs.StatusCancelled
+		default:
+			statuses[i] = jobs.StatusWaiting
+		}
+		state[i] = done
+		return nil
+	}
+	for i := range params {
+		if err := visit(i); err != nil {
+			return nil, err
+		}
+	}
+	return statuses, nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func uuidArrayLiteral(ids []uuid.UUID) string {
+	b := make([]byte, 0, 2+37*len(ids))
+	b = append(b, '{')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, id.String()...)
+	}
+	return string(append(b, '}'))
+}
+
+func statusArrayLiteral(states []jobs.Status) string {
+	b := []byte{'{'}
+	for i, s := range states {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s...) // statuses are validated lower-case words
+	}
+	return string(append(b, '}'))
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,228 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// maintenanceBatch bounds the rows one maintenance statement touches.
+const maintenanceBatch = 1000
+
+// maintain runs the client's heartbeat and the leaderless maintenance: rescue
+// of tasks whose client died, expiry, cancel requests this client missed, and
+// retention. Every statement guards its rows with FOR UPDATE SKIP LOCKED, so
+// any number of clients may run it at once without doing the work twice.
+func (e *Engine) maintain(ctx context.Context) {
+	log := e.cfg.Logger("maintenance")
+	tick := time.NewTicker(e.cfg.MaintenanceInterval)
+	defer tick.Stop()
+	heartbeat := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			if err := e.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				log.Error("heartbeat failed", "error", err)
+			}
+		case <-tick.C:
+			if err := e.maintainOnce(ctx); err != nil && ctx.Err() == nil {
+				log.Error("maintenance failed", "error", err)
+			}
+			if time.Since(lastPrune) >= 10*e.cfg.MaintenanceInterval {
+				lastPrune = time.Now()
+				if _, err := e.Prune(ctx); err != nil && ctx.Err() == nil {
+					log.Error("retention failed", "error", err)
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) maintainOnce(ctx context.Context) error {
+	if _, err := e.Rescue(ctx); err != nil {
+		return err
+	}
+	if _, err := e.ExpireDue(ctx); err != nil {
+		return err
+	}
+	return e.pollCancels(ctx)
+}
+
+// Rescue moves running tasks whose client stopped heartbeating back to retry
+// (or error, out of attempts). It returns how many it moved.
+func (e *Engine) Rescue(ctx context.Context) (int, error) {
+	rows, err := e.pool.Query(ctx, e.sql.rescue, e.cfg.RescueAfter, maintenanceBatch, e.cfg.EventLevel)
+	if err != nil {
+		return 0, fmt.Errorf("rescue: %w", err)
+	}
+	var queues []string
+	n := 0
+	for rows.Next() {
+		var id uuid.UUID
+		var q, status string
+		if err := rows.Scan(&id, &q, &status); err != nil {
+			rows.Close()
+			return n, fmt.Errorf("rescue: %w", err)
+		}
+		n++
+		if status == "retry" {
+			queues = append(queues, q)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("rescue: %w", err)
+	}
+	if n > 0 {
+		e.log.Warn("rescued tasks of clients that stopped heartbeating", "count", n)
+	}
+	if len(queues) > 0 {
+		if _, err := e.pool.Exec(ctx, e.sql.notify, e.insertChannel, queues); err != nil {
+			return n, fmt.Errorf("rescue: notify: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// ExpireDue ends tasks whose TTL passed before they started, and cancels
+// their dependents.
+func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	rows, err := e.pool.Query(ctx, e.sql.expire, maintenanceBatch, e.cfg.EventLevel)
+	if err != nil {
+		return 0, fmt.Errorf("expire: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return 0, fmt.Errorf("expire: %w", err)
+	}
+	if len(ids) > 0 {
+		if err := e.afterTerminal(ctx, ids); err != nil {
+			return len(ids), fmt.Errorf("expire: %w", err)
+		}
+	}
+	return len(ids), nil
+}
+
+// afterTerminal runs what follows tasks that ended outside a completion
+// batch: their dependents are cancelled or released, callbacks fire.
+func (e *Engine) afterTerminal(ctx context.Context, ids []uuid.UUID) error {
+	cb := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		cb[i] = callbackID(id)
+	}
+	b := &pgx.Batch{}
+	b.Queue(e.sql.cancelDeps, ids, e.cfg.EventLevel)
+	b.Queue(e.sql.releaseDeps, ids, e.insertChannel)
+	b.Queue(e.sql.fireCallbacks, ids, cb, e.insertChannel)
+	b.Queue(e.sql.notify, e.completeChannel, []string{""})
+	return e.pool.SendBatch(ctx, b).Close()
+}
+
+// pollCancels catches cancel requests whose NOTIFY this client missed.
+func (e *Engine) pollCancels(ctx context.Context) error {
+	rows, err := e.pool.Query(ctx, `SELECT id FROM `+table(e.sql.schema, "tasks")+
+		` WHERE status = 'running' AND worker_id = $1 AND cancel_requested_at IS NOT NULL`, e.cfg.ID)
+	if err != nil {
+		return fmt.Errorf("poll cancel requests: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fmt.Errorf("poll cancel requests: %w", err)
+	}
+	for _, id := range ids {
+		e.cancelRunning(id)
+	}
+	return nil
+}
+
+// PruneCounts reports what retention deleted.
+type PruneCounts struct {
+	Tasks, Results, Events int
+}
+
+// Prune deletes finished tasks, results and events past their retention, in
+// bounded batches, until nothing is left to delete.
+func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
+	var c PruneCounts
+	cutoff, err := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
+	if err != nil {
+		return c, err
+	}
+	for {
+		var n int
+		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff).Scan(&n); err != nil {
+			return c, fmt.Errorf("prune tasks: %w", err)
+		}
+		c.Tasks += n
+		if n < maintenanceBatch {
+			break
+		}
+	}
+	for {
+		tag, err := e.pool.Exec(ctx, e.sql.pruneResults, maintenanceBatch)
+		if err != nil {
+			return c, fmt.Errorf("prune results: %w", err)
+		}
+		c.Results += int(tag.RowsAffected())
+		if tag.RowsAffected() < maintenanceBatch {
+			break
+		}
+	}
+	for {
+		tag, err := e.pool.Exec(ctx, e.sql.pruneEvents, e.cfg.EventRetention, maintenanceBatch)
+		if err != nil {
+			return c, fmt.Errorf("prune events: %w", err)
+		}
+		c.Events += int(tag.RowsAffected())
+		if tag.RowsAffected() < maintenanceBatch {
+			break
+		}
+	}
+	if _, err := e.pool.Exec(ctx, `DELETE FROM `+table(e.sql.schema, "clients")+` WHERE heartbeat_at < now() - interval '1 day'`); err != nil {
+		return c, fmt.Errorf("prune clients: %w", err)
+	}
+	return c, nil
+}
+
+// uuidV7Before is the smallest UUIDv7 of time t: every id made before t sorts below it.
+func uuidV7Before(t time.Time) (uuid.UUID, error) {
+	var u uuid.UUID
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := 0; i < 6; i++ {
+		u[5-i] = byte(ms >> (8 * i))
+	}
+	u[6] = 0x70
+	u[8] = 0x80
+	return u, nil
+}
+
+// control is a message on the control channel.
+type control struct {
+	Action string    `json:"action"` // "cancel"
+	ID     uuid.UUID `json:"id"`
+}
+
+func (e *Engine) onControlNotify(payload string) {
+	var m control
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		e.log.Warn("ignoring malformed control message", "payload", payload, "error", err)
+		return
+	}
+	if m.Action == "cancel" {
+		e.cancelRunning(m.ID)
+	}
+}
+
+func (e *Engine) cancelRunning(id uuid.UUID) {
+	if x, ok := e.running.Load(id); ok {
+		x.(*execution).cancel(ErrCancelRequested)
+	}
+}

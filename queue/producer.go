@@ -1,0 +1,178 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/omniqhq/omniq/jobs"
+)
+
+// producer claims tasks of one queue, up to its free worker slots, in one
+// statement per fetch. It fetches when woken (NOTIFY of an insert, a slot
+// freed after a full fetch, a reconnect) and at least every FetchPollInterval,
+// never more often than FetchCooldown.
+type producer struct {
+	e      *Engine
+	queue  string
+	max    int
+	active atomic.Int64
+	// full is set when the last fetch filled every free slot: there may be
+	// more, so a freed slot should fetch again.
+	full    atomic.Bool
+	wakeCh  chan struct{}
+	log     *slog.Logger
+	levelEv bool // write 'executing' events
+}
+
+func newProducer(e *Engine, queue string, max int) *producer {
+	return &producer{
+		e:       e,
+		queue:   queue,
+		max:     max,
+		wakeCh:  make(chan struct{}, 1),
+		log:     e.cfg.Logger("producer").With("queue", queue),
+		levelEv: e.cfg.EventLevel == EventsAll,
+	}
+}
+
+func (p *producer) wake() {
+	select {
+	case p.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (p *producer) run(ctx context.Context) {
+	poll := time.NewTicker(p.e.cfg.FetchPollInterval)
+	defer poll.Stop()
+	backoff := time.Duration(0)
+	for {
+		free := p.max - int(p.active.Load())
+		if free > 0 {
+			n, err := p.fetch(ctx, free)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+				p.log.Error("fetch failed", "error", err, "retry_in", backoff)
+				if !sleep(ctx, backoff) {
+					return
+				}
+				continue
+			}
+			backoff = 0
+			p.full.Store(n == free)
+			if n == free {
+				// More may be waiting: fetch again as soon as slots free up.
+				if !sleep(ctx, p.e.cfg.FetchCooldown) {
+					return
+				}
+				if p.max-int(p.active.Load()) > 0 {
+					continue
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wakeCh:
+		case <-poll.C:
+		}
+		if !sleep(ctx, p.e.cfg.FetchCooldown) {
+			return
+		}
+	}
+}
+
+// fetch claims up to n tasks and starts them.
+func (p *producer) fetch(ctx context.Context, n int) (int, error) {
+	rows, err := p.e.pool.Query(ctx, p.e.sql.claim, p.queue, n, p.e.cfg.ID, p.levelEv)
+	if err != nil {
+		return 0, err
+	}
+	claimed, err := pgx.CollectRows(rows, scanTask)
+	if err != nil {
+		return 0, err
+	}
+	for _, row := range claimed {
+		p.active.Add(1)
+		p.e.executing.Add(1)
+		go p.e.execute(p, row)
+	}
+	return len(claimed), nil
+}
+
+// done is called by an executor when its task's outcome is handed in.
+func (p *producer) done() {
+	p.active.Add(-1)
+	if p.full.Load() {
+		p.wake()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// scanTask reads one row of taskColumns.
+func scanTask(row pgx.CollectableRow) (*jobs.TaskRow, error) {
+	var (
+		t         jobs.TaskRow
+		status    string
+		backoff   string
+		prio      int16
+		attempt   int32
+		maxAtt    int32
+		callback  []byte
+		errorsRaw []byte
+		metadata  []byte
+		sched     pgtype.UUID
+	)
+	err := row.Scan(&t.ID, &t.Kind, &t.Queue, &t.EncodedArgs, &t.Codec, &t.Name, &t.Description, &t.Tags, &prio,
+		&status, &t.RunAt, &t.CreatedAt, &t.StartedAt, &t.CompletedAt, &attempt, &maxAtt, &t.RetryDelay, &backoff,
+		&t.ExpiresAt, &t.Timeout, &t.DependsOn, &t.RunAnyway, &callback, &t.ResultTTL,
+		&t.StoreResult, &sched, &t.ScheduledAt, &t.WorkerID, &t.HeartbeatAt, &errorsRaw, &metadata)
+	if err != nil {
+		return nil, err
+	}
+	t.Priority, t.Status, t.RetryBackoff = int(prio), jobs.Status(status), jobs.Backoff(backoff)
+	t.Attempt, t.MaxAttempts = int(attempt), int(maxAtt)
+	if sched.Valid {
+		id := uuid.UUID(sched.Bytes)
+		t.ScheduleID = &id
+	}
+	if len(callback) > 0 {
+		t.Callback = new(jobs.Callback)
+		if err := jsonUnmarshal(callback, t.Callback); err != nil {
+			return nil, err
+		}
+	}
+	if len(errorsRaw) > 0 {
+		if err := jsonUnmarshal(errorsRaw, &t.Errors); err != nil {
+			return nil, err
+		}
+	}
+	if len(metadata) > 2 {
+		if err := jsonUnmarshal(metadata, &t.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	return &t, nil
+}

@@ -1,0 +1,348 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// taskColumns is the column list every task read scans, in scanTask's order.
+const taskColumns = `id, kind, queue, args, codec, coalesce(name, ''), coalesce(description, ''), tags, priority,
+	status, run_at, created_at, started_at, completed_at, attempt, max_attempts, retry_delay, retry_backoff,
+	expires_at, coalesce(timeout, '0'), depends_on, run_anyway, callback, coalesce(result_ttl, '0'),
+	store_result, schedule_id, scheduled_at, coalesce(worker_id, ''), heartbeat_at, errors, metadata`
+
+// statements holds every SQL text of the engine, rendered once for a schema.
+// The schema is the only thing spliced in, always quoted by pgx.Identifier.
+type statements struct {
+	schema string
+
+	insert        string
+	claim         string
+	complete      string
+	releaseDeps   string
+	cancelDeps    string
+	fireCallbacks string
+	notify        string
+
+	heartbeat    string
+	deleteClient string
+	rescue       string
+	expire       string
+	returnTasks  string
+
+	pruneTasks   string
+	pruneResults string
+	pruneEvents  string
+}
+
+func table(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+
+func newStatements(schema string) *statements {
+	r := strings.NewReplacer(
+		"{tasks}", table(schema, "tasks"),
+		"{results}", table(schema, "results"),
+		"{events}", table(schema, "events"),
+		"{clients}", table(schema, "clients"),
+		"{queues}", table(schema, "queues"),
+		"{task_columns}", taskColumns,
+	)
+	s := &statements{schema: schema}
+	for _, p := range []struct {
+		dst *string
+		sql string
+	}{
+		{&s.insert, sqlInsert},
+		{&s.claim, sqlClaim},
+		{&s.complete, sqlComplete},
+		{&s.releaseDeps, sqlReleaseDeps},
+		{&s.cancelDeps, sqlCancelDeps},
+		{&s.fireCallbacks, sqlFireCallbacks},
+		{&s.notify, sqlNotify},
+		{&s.heartbeat, sqlHeartbeat},
+		{&s.deleteClient, sqlDeleteClient},
+		{&s.rescue, sqlRescue},
+		{&s.expire, sqlExpire},
+		{&s.returnTasks, sqlReturnTasks},
+		{&s.pruneTasks, sqlPruneTasks},
+		{&s.pruneResults, sqlPruneResults},
+		{&s.pruneEvents, sqlPruneEvents},
+	} {
+		*p.dst = r.Replace(p.sql)
+	}
+	return s
+}
+
+// Channel returns the NOTIFY channel name for schema and topic. Channel names
+// are identifiers (at most 63 bytes); long schemas are shortened by a hash.
+func Channel(schema, topic string) string {
+	name := schema + "_" + topic
+	if len(name) <= 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return "omniq_" + hex.EncodeToString(sum[:8]) + "_" + topic
+}
+
+// NOTIFY topics.
+const (
+	topicInsert   = "insert"   // payload: queue name; tasks became runnable
+	topicControl  = "control"  // payload: JSON control message (cancel, pause, resume)
+	topicComplete = "complete" // payload: empty; a completion batch committed
+)
+
+// sqlInsert inserts a batch of tasks given as parallel arrays. Unique tasks
+// that collide with an existing row return that row's id, flagged duplicate.
+const sqlInsert = `
+WITH input AS (
+	SELECT * FROM unnest(
+		$1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
+		$9::smallint[], $10::text[], $11::timestamptz[], $12::int[], $13::interval[], $14::text[],
+		$15::timestamptz[], $16::interval[], $17::text[], $18::bool[], $19::jsonb[], $20::interval[],
+		$21::bool[], $22::bytea[], $23::text[], $24::uuid[], $25::timestamptz[], $26::jsonb[]
+	) AS i(id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
+	       max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway,
+	       callback, result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata)
+), ins AS (
+	INSERT INTO {tasks} (id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
+		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
+		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors)
+	SELECT id, kind, queue, args, codec, name, description,
+		CASE WHEN tags IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags)) END,
+		priority, status, coalesce(run_at, now()), max_attempts, retry_delay, retry_backoff, expires_at,
+		timeout, coalesce(depends_on::uuid[], '{}'), run_anyway, callback, result_ttl, store_result,
+		unique_key, unique_states::text[], schedule_id, scheduled_at, coalesce(metadata, '{}'),
+		CASE WHEN status = 'cancelled' THEN now() END,
+		CASE WHEN status = 'cancelled' THEN jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now(), 'error', 'a dependency did not succeed')) ELSE '[]' END
+	FROM input
+	ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status = ANY (unique_states)
+	DO UPDATE SET unique_key = excluded.unique_key
+	RETURNING id, unique_key, xmax <> 0 AS duplicate, kind, queue, status, attempt
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, message)
+	SELECT 'enqueued', id, kind, queue, status FROM ins WHERE NOT duplicate AND $27::bool
+)
+SELECT id, unique_key, duplicate FROM ins`
+
+// sqlNotify wakes producers: one NOTIFY per queue per transaction (PostgreSQL
+// also folds identical notifications within a transaction).
+const sqlNotify = `SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q`
+
+// sqlClaim moves up to $2 runnable tasks of queue $1 to running, for client $3.
+const sqlClaim = `
+WITH locked AS (
+	SELECT id FROM {tasks}
+	WHERE queue = $1 AND status IN ('pending', 'retry') AND run_at <= now()
+		AND (expires_at IS NULL OR expires_at > now())
+		AND NOT EXISTS (SELECT 1 FROM {queues} q WHERE q.name = $1 AND q.paused_at IS NOT NULL)
+	ORDER BY priority DESC, run_at, id
+	LIMIT $2
+	FOR UPDATE SKIP LOCKED
+), claimed AS (
+	UPDATE {tasks} t SET status = 'running', attempt = t.attempt + 1, started_at = now(),
+		worker_id = $3, heartbeat_at = now()
+	FROM locked WHERE t.id = locked.id
+	RETURNING t.*
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, schedule_id)
+	SELECT 'executing', id, kind, queue, worker_id, attempt, schedule_id FROM claimed WHERE $4::bool
+)
+SELECT {task_columns} FROM claimed`
+
+// sqlComplete writes a batch of outcomes: the task transition, the result and
+// the event, in one statement. An outcome applies only while the task is still
+// running the same attempt, so a rescued or cancelled task is not overwritten.
+const sqlComplete = `
+WITH o AS (
+	SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::jsonb[],
+		$6::timestamptz[], $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[])
+	AS o(id, attempt, status, run_at, err, finished_at, result, result_codec, result_status, error,
+	     traceback, attempt_adj, event)
+), upd AS (
+	UPDATE {tasks} t SET
+		status = o.status,
+		run_at = coalesce(o.run_at, t.run_at),
+		completed_at = CASE WHEN o.status IN ('success', 'error', 'cancelled') THEN o.finished_at END,
+		attempt = t.attempt + o.attempt_adj,
+		errors = CASE WHEN o.err IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(o.err) END
+	FROM o
+	WHERE t.id = o.id AND t.status = 'running' AND t.attempt = o.attempt
+	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
+		t.worker_id, t.attempt, t.schedule_id, t.run_at
+), res AS (
+	INSERT INTO {results} (task_id, status, result, codec, error, traceback, started_at, completed_at,
+		execution_time, worker_id, attempt, expires_at)
+	SELECT upd.id, o.result_status, o.result, o.result_codec, o.error, o.traceback, upd.started_at,
+		o.finished_at, o.finished_at - upd.started_at, upd.worker_id, upd.attempt,
+		o.finished_at + coalesce(upd.result_ttl, $14::interval)
+	FROM upd JOIN o USING (id)
+	WHERE upd.store_result AND upd.status IN ('success', 'error', 'cancelled')
+	ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
+		codec = excluded.codec, error = excluded.error, traceback = excluded.traceback,
+		started_at = excluded.started_at, completed_at = excluded.completed_at,
+		execution_time = excluded.execution_time, worker_id = excluded.worker_id,
+		attempt = excluded.attempt, expires_at = excluded.expires_at
+), ev AS (
+	INSERT INTO {events} (time, type, task_id, kind, queue, worker_id, schedule_id, attempt, execution_time,
+		error, level, data)
+	SELECT o.finished_at, o.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, upd.attempt,
+		o.finished_at - upd.started_at, o.error,
+		CASE WHEN o.event IN ('error', 'retry') THEN 'error' WHEN o.event = 'cancelled' THEN 'warning' ELSE 'info' END,
+		CASE WHEN o.event = 'completed' THEN jsonb_build_object('enqueued_at', upd.created_at, 'started_at', upd.started_at)
+			WHEN o.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
+			ELSE '{}'::jsonb END
+	FROM upd JOIN o USING (id)
+	WHERE CASE $15::text WHEN 'all' THEN true WHEN 'default' THEN true
+		WHEN 'failures' THEN o.event IN ('error', 'retry', 'cancelled') ELSE false END
+)
+SELECT id, status FROM upd`
+
+// sqlReleaseDeps makes waiting tasks runnable once their dependencies are done.
+// It runs as its own statement after sqlComplete in the same transaction, so
+// its snapshot sees dependents inserted while the completion waited on their
+// FOR SHARE lock.
+const sqlReleaseDeps = `
+WITH rel AS (
+	UPDATE {tasks} w SET status = 'pending', run_at = greatest(w.run_at, now())
+WHERE w.status = 'waiting' AND w.depends_on && $1::uuid[]
+	AND NOT EXISTS (
+		SELECT 1 FROM {tasks} d WHERE d.id = ANY (w.depends_on)
+			AND CASE WHEN w.run_anyway THEN d.status NOT IN ('success', 'error', 'cancelled', 'expired')
+				ELSE d.status <> 'success' END)
+	RETURNING w.queue
+)
+SELECT pg_notify($2, queue) FROM (SELECT DISTINCT queue FROM rel) AS q`
+
+// sqlCancelDeps cancels the waiting dependents of tasks that failed, and
+// theirs in turn, naming the dependency that failed.
+const sqlCancelDeps = `
+WITH RECURSIVE doomed(id, cause) AS (
+	SELECT w.id, f.id FROM {tasks} w JOIN {tasks} f ON f.id = ANY (w.depends_on)
+	WHERE f.id = ANY ($1::uuid[]) AND f.status IN ('error', 'cancelled', 'expired')
+		AND w.status = 'waiting' AND NOT w.run_anyway
+	UNION
+	SELECT w.id, d.id FROM {tasks} w JOIN doomed d ON d.id = ANY (w.depends_on)
+	WHERE w.status = 'waiting' AND NOT w.run_anyway
+), upd AS (
+	UPDATE {tasks} t SET status = 'cancelled', completed_at = now(),
+		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
+			'error', 'dependency ' || d.cause || ' did not succeed'))
+	FROM (SELECT DISTINCT ON (id) id, cause FROM doomed) d
+	WHERE t.id = d.id AND t.status = 'waiting'
+	RETURNING t.id, t.kind, t.queue, d.cause
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, message, level)
+	SELECT 'cancelled', id, kind, queue, 'dependency ' || cause || ' did not succeed', 'warning'
+	FROM upd WHERE $2::text <> 'none'
+)
+SELECT id FROM upd`
+
+// sqlFireCallbacks enqueues the callback task of each parent in $1 that has
+// one, once: the callback's id is derived from the parent's, so a replay of
+// the same completion inserts nothing.
+const sqlFireCallbacks = `
+WITH ins AS (
+	INSERT INTO {tasks} (id, kind, queue, args, priority, metadata)
+SELECT $2::uuid[] [i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', p.queue),
+	coalesce(p.callback -> 'args', '{}'), coalesce((p.callback ->> 'priority')::smallint, 0),
+	jsonb_build_object('parent_id', p.id, 'parent_status', p.status)
+FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, i)
+JOIN {tasks} p ON p.id = c.id
+WHERE p.callback IS NOT NULL
+	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
+		AND coalesce((p.callback ->> 'on_failure')::bool, false)))
+	ON CONFLICT (id) DO NOTHING
+	RETURNING queue
+)
+SELECT pg_notify($3, queue) FROM (SELECT DISTINCT queue FROM ins) AS q`
+
+const sqlHeartbeat = `
+INSERT INTO {clients} (id, hostname, pid, queues) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = excluded.queues`
+
+const sqlDeleteClient = `DELETE FROM {clients} WHERE id = $1`
+
+// sqlRescue returns running tasks whose client stopped heartbeating (or never
+// registered) to retry, or to error when they are out of attempts. SKIP LOCKED
+// keeps two rescuers from acting on the same row.
+const sqlRescue = `
+WITH stuck AS (
+	SELECT t.id FROM {tasks} t
+	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
+		AND NOT EXISTS (SELECT 1 FROM {clients} c WHERE c.id = t.worker_id AND c.heartbeat_at >= now() - $1::interval)
+	LIMIT $2
+	FOR UPDATE SKIP LOCKED
+), upd AS (
+	UPDATE {tasks} t SET
+		status = CASE WHEN t.attempt >= t.max_attempts THEN 'error' ELSE 'retry' END,
+		run_at = now(),
+		completed_at = CASE WHEN t.attempt >= t.max_attempts THEN now() END,
+		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
+			'error', 'rescued: client ' || coalesce(t.worker_id, '?') || ' stopped heartbeating'))
+	FROM stuck WHERE t.id = stuck.id
+	RETURNING t.id, t.kind, t.queue, t.worker_id, t.attempt, t.status
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level)
+	SELECT 'rescued', id, kind, queue, worker_id, attempt, 'client stopped heartbeating; now ' || status, 'warning'
+	FROM upd WHERE $3::text <> 'none'
+)
+SELECT id, queue, status FROM upd`
+
+// sqlExpire ends tasks whose TTL passed before they started.
+const sqlExpire = `
+WITH due AS (
+	SELECT id FROM {tasks}
+	WHERE expires_at <= now() AND status IN ('pending', 'retry', 'waiting')
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED
+), upd AS (
+	UPDATE {tasks} t SET status = 'expired', completed_at = now()
+	FROM due WHERE t.id = due.id
+	RETURNING t.id, t.kind, t.queue
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, message, level)
+	SELECT 'expired', id, kind, queue, 'TTL passed before the task started', 'warning'
+	FROM upd WHERE $2::text <> 'none'
+)
+SELECT id FROM upd`
+
+// sqlReturnTasks puts tasks this client was running back to the queue at once
+// (hard stop), without using up the attempt.
+const sqlReturnTasks = `
+WITH upd AS (
+	UPDATE {tasks} t SET status = 'retry', run_at = now(), attempt = t.attempt - 1,
+		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
+			'error', 'interrupted: client ' || t.worker_id || ' stopped'))
+	WHERE t.id = ANY ($1::uuid[]) AND t.status = 'running' AND t.worker_id = $2
+	RETURNING t.id, t.kind, t.queue, t.attempt
+), ev AS (
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level)
+	SELECT 'retry', id, kind, queue, $2, attempt, 'returned to the queue by a stopping client', 'warning'
+	FROM upd WHERE $3::text <> 'none'
+)
+SELECT DISTINCT queue FROM upd`
+
+// Retention deletes in bounded batches so no statement holds locks for long.
+const sqlPruneTasks = `
+WITH gone AS (
+	DELETE FROM {tasks} WHERE id IN (
+		SELECT id FROM {tasks}
+		WHERE id < $3::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
+			AND completed_at < now() - $1::interval
+		ORDER BY id LIMIT $2
+		FOR UPDATE SKIP LOCKED)
+	RETURNING id
+), res AS (
+	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.expires_at IS NULL
+)
+SELECT count(*) FROM gone`
+
+const sqlPruneResults = `
+DELETE FROM {results} WHERE task_id IN (
+	SELECT task_id FROM {results} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)`
+
+const sqlPruneEvents = `
+DELETE FROM {events} WHERE id IN (
+	SELECT id FROM {events} WHERE time < now() - $1::interval ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`
