@@ -124,4 +124,3 @@ func (t *Task[T]) SetResult(v any) {
 
 // Result returns what SetResult recorded.
 func (t *Task[T]) Result() (any, bool) { return t.result, t.hasResult }
-

@@ -145,17 +145,15 @@ func (e *Engine) pollCancels(ctx context.Context) error {
 
 // PruneCounts reports what retention deleted.
 type PruneCounts struct {
-	Tasks, Results, Events int
+	Expired                int // tasks moved to expired (CleanupExpired only)
+	Tasks, Results, Events int // rows deleted
 }
 
 // Prune deletes finished tasks, results and events past their retention, in
 // bounded batches, until nothing is left to delete.
 func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	var c PruneCounts
-	cutoff, err := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
-	if err != nil {
-		return c, err
-	}
+	cutoff := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
 	for {
 		var n int
 		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff).Scan(&n); err != nil {
@@ -193,7 +191,7 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 }
 
 // uuidV7Before is the smallest UUIDv7 of time t: every id made before t sorts below it.
-func uuidV7Before(t time.Time) (uuid.UUID, error) {
+func uuidV7Before(t time.Time) uuid.UUID {
 	var u uuid.UUID
 	ms := uint64(max(t.UnixMilli(), 0))
 	for i := 0; i < 6; i++ {
@@ -201,7 +199,7 @@ func uuidV7Before(t time.Time) (uuid.UUID, error) {
 	}
 	u[6] = 0x70
 	u[8] = 0x80
-	return u, nil
+	return u
 }
 
 // control is a message on the control channel.

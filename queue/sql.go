@@ -245,7 +245,7 @@ SELECT id FROM upd`
 const sqlFireCallbacks = `
 WITH ins AS (
 	INSERT INTO {tasks} (id, kind, queue, args, priority, metadata)
-SELECT $2::uuid[] [i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', p.queue),
+SELECT ($2::uuid[])[i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', p.queue),
 	coalesce(p.callback -> 'args', '{}'), coalesce((p.callback ->> 'priority')::smallint, 0),
 	jsonb_build_object('parent_id', p.id, 'parent_status', p.status)
 FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, i)
