@@ -1,0 +1,448 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/omniqhq/omniq/internal/pgtest"
+	"github.com/omniqhq/omniq/migrations"
+)
+
+// coreTables are the tables 001_core.sql creates.
+var coreTables = []string{"tasks", "results", "schedules", "events", "queues", "clients"}
+
+// connect opens a connection of the test's own, closed at cleanup.
+func connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// newSchema returns a fresh schema name, dropped (if created) at cleanup.
+func newSchema(t *testing.T) string {
+	t.Helper()
+	url := pgtest.URL(t)
+	schema := pgtest.NewSchemaName()
+	t.Cleanup(func() { pgtest.DropSchema(t, url, schema) })
+	return schema
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// tablesIn returns which of coreTables exist in schema.
+func tablesIn(t *testing.T, conn *pgx.Conn, schema string) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		`SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = ANY ($2) ORDER BY tablename`,
+		schema, coreTables)
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	return names
+}
+
+func schemaExists(t *testing.T, conn *pgx.Conn, schema string) bool {
+	t.Helper()
+	var ok bool
+	if err := conn.QueryRow(context.Background(),
+		`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`, schema).Scan(&ok); err != nil {
+		t.Fatalf("look up schema: %v", err)
+	}
+	return ok
+}
+
+func mustVersion(t *testing.T, conn *pgx.Conn, schema string) int32 {
+	t.Helper()
+	v, err := migrations.Version(context.Background(), conn, schema)
+	if err != nil {
+		t.Fatalf("Version(%s): %v", schema, err)
+	}
+	return v
+}
+
+func mustMigrate(t *testing.T, ctx context.Context, conn *pgx.Conn, schema string, target int32) {
+	t.Helper()
+	if err := migrations.Migrate(ctx, conn, schema, target); err != nil {
+		t.Fatalf("Migrate(%s, %d): %v", schema, target, err)
+	}
+}
+
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	latest := migrations.Latest()
+
+	if v := mustVersion(t, conn, schema); v != 0 {
+		t.Fatalf("version of a missing schema = %d, want 0", v)
+	}
+	if schemaExists(t, conn, schema) {
+		t.Fatalf("Version created schema %s", schema)
+	}
+
+	mustMigrate(t, ctx, conn, schema, latest)
+	if got := tablesIn(t, conn, schema); len(got) != len(coreTables) {
+		t.Fatalf("after up: tables %v, want all of %v", got, coreTables)
+	}
+	if v := mustVersion(t, conn, schema); v != latest {
+		t.Fatalf("after up: version %d, want %d", v, latest)
+	}
+
+	mustMigrate(t, ctx, conn, schema, 0)
+	if got := tablesIn(t, conn, schema); len(got) != 0 {
+		t.Fatalf("after down to 0: tables %v remain", got)
+	}
+	if v := mustVersion(t, conn, schema); v != 0 {
+		t.Fatalf("after down to 0: version %d, want 0", v)
+	}
+
+	mustMigrate(t, ctx, conn, schema, latest)
+	if got := tablesIn(t, conn, schema); len(got) != len(coreTables) {
+		t.Fatalf("after up again: tables %v, want all of %v", got, coreTables)
+	}
+	if v := mustVersion(t, conn, schema); v != latest {
+		t.Fatalf("after up again: version %d, want %d", v, latest)
+	}
+
+	// The tables work: a task goes in with its defaults.
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (id, kind) VALUES (gen_random_uuid(), 'k')`,
+		pgx.Identifier{schema, "tasks"}.Sanitize())); err != nil {
+		t.Fatalf("insert a task: %v", err)
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+
+	for i := range 3 {
+		if err := migrations.Migrate(ctx, conn, schema, migrations.Latest()); err != nil {
+			t.Fatalf("Migrate #%d: %v", i+1, err)
+		}
+	}
+	if v := mustVersion(t, conn, schema); v != migrations.Latest() {
+		t.Fatalf("version %d, want %d", v, migrations.Latest())
+	}
+	var rows int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, migrations.VersionTable}.Sanitize()).
+		Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Fatalf("%s has %d rows, want 1", migrations.VersionTable, rows)
+	}
+
+	// Down to 0 twice is also a no-op the second time.
+	mustMigrate(t, ctx, conn, schema, 0)
+	mustMigrate(t, ctx, conn, schema, 0)
+	if v := mustVersion(t, conn, schema); v != 0 {
+		t.Fatalf("version %d, want 0", v)
+	}
+}
+
+func TestConcurrentMigrators(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	schema := newSchema(t)
+
+	const n = 8
+	conns := make([]*pgx.Conn, n)
+	for i := range conns {
+		conns[i] = connect(t)
+	}
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i, conn := range conns {
+		done.Go(func() {
+			start.Wait()
+			errs[i] = migrations.Migrate(ctx, conn, schema, migrations.Latest())
+		})
+	}
+	start.Done()
+	done.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("migrator %d: %v", i, err)
+		}
+	}
+	if v := mustVersion(t, conns[0], schema); v != migrations.Latest() {
+		t.Fatalf("version %d, want %d", v, migrations.Latest())
+	}
+	if got := tablesIn(t, conns[0], schema); len(got) != len(coreTables) {
+		t.Fatalf("tables %v, want all of %v", got, coreTables)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	const schema = "my_schema"
+	all, err := migrations.Migrations(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int32(len(all)) != migrations.Latest() {
+		t.Fatalf("%d migrations, Latest() = %d", len(all), migrations.Latest())
+	}
+	if all[0].Name != "001_core.sql" {
+		t.Errorf("first migration is %q, want 001_core.sql", all[0].Name)
+	}
+	for i, m := range all {
+		if m.Version != int32(i+1) {
+			t.Errorf("migration %d (%s) has version %d", i, m.Name, m.Version)
+		}
+		if i > 0 && m.Name <= all[i-1].Name {
+			t.Errorf("migration %s comes after %s", m.Name, all[i-1].Name)
+		}
+		for dir, sql := range map[string]string{"up": m.Up, "down": m.Down} {
+			if strings.TrimSpace(sql) == "" {
+				t.Errorf("%s %s: no SQL", m.Name, dir)
+			}
+			if strings.Contains(sql, "{{") {
+				t.Errorf("%s %s: unrendered template in SQL", m.Name, dir)
+			}
+		}
+	}
+	if !strings.Contains(all[0].Up, `CREATE TABLE "my_schema".tasks`) {
+		t.Errorf("001 up does not create the quoted schema's tasks table:\n%s", all[0].Up)
+	}
+	if !strings.Contains(all[0].Down, `DROP TABLE IF EXISTS "my_schema".tasks`) {
+		t.Errorf("001 down does not drop the quoted schema's tasks table:\n%s", all[0].Down)
+	}
+
+	if _, err := migrations.Migrations("Bad"); !errors.Is(err, migrations.ErrInvalidSchema) {
+		t.Errorf("Migrations(Bad): %v, want ErrInvalidSchema", err)
+	}
+}
+
+func TestSteps(t *testing.T) {
+	t.Parallel()
+	const schema = "steps_schema"
+	latest := migrations.Latest()
+
+	up, err := migrations.Steps(schema, 0, latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int32(len(up)) != latest {
+		t.Fatalf("up from 0: %d steps, want %d", len(up), latest)
+	}
+	for i, s := range up {
+		if s.Version != int32(i+1) {
+			t.Errorf("up step %d is version %d, want %d", i, s.Version, i+1)
+		}
+		if !strings.Contains(s.Up, `"steps_schema".`) {
+			t.Errorf("up step %s does not name the quoted schema", s.Name)
+		}
+	}
+
+	down, err := migrations.Steps(schema, latest, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int32(len(down)) != latest {
+		t.Fatalf("down to 0: %d steps, want %d", len(down), latest)
+	}
+	for i, s := range down {
+		if want := latest - int32(i); s.Version != want {
+			t.Errorf("down step %d is version %d, want %d", i, s.Version, want)
+		}
+		if !strings.Contains(s.Down, `"steps_schema".`) {
+			t.Errorf("down step %s does not name the quoted schema", s.Name)
+		}
+	}
+
+	for v := range latest + 1 {
+		if same, err := migrations.Steps(schema, v, v); err != nil || len(same) != 0 {
+			t.Errorf("Steps(%d, %d) = %d steps, %v; want none", v, v, len(same), err)
+		}
+	}
+
+	for _, c := range [][2]int32{{-1, 0}, {0, -1}, {0, latest + 1}, {latest + 1, 0}} {
+		if _, err := migrations.Steps(schema, c[0], c[1]); !errors.Is(err, migrations.ErrBadVersion) {
+			t.Errorf("Steps(%d, %d): %v, want ErrBadVersion", c[0], c[1], err)
+		}
+	}
+	if _, err := migrations.Steps("Bad", 0, latest); !errors.Is(err, migrations.ErrInvalidSchema) {
+		t.Errorf("Steps(Bad): %v, want ErrInvalidSchema", err)
+	}
+}
+
+func TestValidateSchema(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"omniq", true},
+		{"public", true},
+		{"_private", true},
+		{"a", true},
+		{"jobs_2", true},
+		{strings.Repeat("a", 63), true},
+		{"", false},
+		{"Omniq", false},
+		{"OMNIQ", false},
+		{"1jobs", false},
+		{strings.Repeat("a", 64), false},
+		{"pg_x", false},
+		{"pg_catalog", false},
+		{"information_schema", false},
+		{`"omniq"`, false},
+		{"omniq;drop", false},
+		{"a'b", false},
+		{"a-b", false},
+		{"a b", false},
+		{"a.b", false},
+		{"ünï", false},
+	} {
+		err := migrations.ValidateSchema(c.name)
+		if c.ok && err != nil {
+			t.Errorf("ValidateSchema(%q) = %v, want nil", c.name, err)
+		}
+		if !c.ok && !errors.Is(err, migrations.ErrInvalidSchema) {
+			t.Errorf("ValidateSchema(%q) = %v, want ErrInvalidSchema", c.name, err)
+		}
+	}
+}
+
+func TestInvalidSchemaNeverReachesDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	const bad = `x"; DROP SCHEMA public; --`
+	if err := migrations.Migrate(ctx, conn, bad, migrations.Latest()); !errors.Is(err, migrations.ErrInvalidSchema) {
+		t.Errorf("Migrate: %v, want ErrInvalidSchema", err)
+	}
+	if _, err := migrations.Version(ctx, conn, bad); !errors.Is(err, migrations.ErrInvalidSchema) {
+		t.Errorf("Version: %v, want ErrInvalidSchema", err)
+	}
+	if !schemaExists(t, conn, "public") {
+		t.Fatal("schema public is gone")
+	}
+}
+
+func TestBadVersion(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	for _, v := range []int32{-1, migrations.Latest() + 1, 1 << 30} {
+		if err := migrations.Migrate(ctx, conn, schema, v); !errors.Is(err, migrations.ErrBadVersion) {
+			t.Errorf("Migrate(%d): %v, want ErrBadVersion", v, err)
+		}
+	}
+	if schemaExists(t, conn, schema) {
+		t.Errorf("a refused Migrate created schema %s", schema)
+	}
+}
+
+func TestMigrationErrorUp(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+
+	// A table tasks already in the schema makes 001_core.sql's CREATE TABLE fail.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE SCHEMA %s; CREATE TABLE %s (x int)",
+		pgx.Identifier{schema}.Sanitize(), pgx.Identifier{schema, "tasks"}.Sanitize())); err != nil {
+		t.Fatal(err)
+	}
+	err := migrations.Migrate(ctx, conn, schema, migrations.Latest())
+	var me *migrations.Error
+	if !errors.As(err, &me) {
+		t.Fatalf("Migrate: %v (%T), want *migrations.Error", err, err)
+	}
+	if me.Name != "001_core.sql" || me.Version != 1 || me.Direction != "up" {
+		t.Errorf("error names %s version %d %s, want 001_core.sql version 1 up", me.Name, me.Version, me.Direction)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42P07" { // duplicate_table
+		t.Errorf("error %v does not carry PostgreSQL's duplicate_table", err)
+	}
+	if !strings.Contains(err.Error(), "001_core.sql") || !strings.Contains(err.Error(), `"tasks" already exists`) {
+		t.Errorf("message %q names neither the migration nor the cause", err)
+	}
+
+	// The migration ran in a transaction: nothing of it stayed.
+	if v := mustVersion(t, conn, schema); v != 0 {
+		t.Errorf("version after the failure = %d, want 0", v)
+	}
+	if got := tablesIn(t, conn, schema); len(got) != 1 || got[0] != "tasks" {
+		t.Errorf("tables after the failure: %v, want only the conflicting tasks", got)
+	}
+	// The connection is still usable, and so is the schema once the conflict is gone.
+	if _, err := conn.Exec(ctx, "DROP TABLE "+pgx.Identifier{schema, "tasks"}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	mustMigrate(t, ctx, conn, schema, migrations.Latest())
+}
+
+func TestMigrationErrorDown(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	mustMigrate(t, ctx, conn, schema, migrations.Latest())
+
+	// A view on tasks makes 001_core.sql's DROP TABLE fail.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE VIEW %s AS SELECT id FROM %s",
+		pgx.Identifier{schema, "task_ids"}.Sanitize(), pgx.Identifier{schema, "tasks"}.Sanitize())); err != nil {
+		t.Fatal(err)
+	}
+	err := migrations.Migrate(ctx, conn, schema, 0)
+	var me *migrations.Error
+	if !errors.As(err, &me) {
+		t.Fatalf("Migrate: %v (%T), want *migrations.Error", err, err)
+	}
+	if me.Name != "001_core.sql" || me.Direction != "down" {
+		t.Errorf("error names %s %s, want 001_core.sql down", me.Name, me.Direction)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "2BP01" { // dependent_objects_still_exist
+		t.Errorf("error %v does not carry PostgreSQL's dependent_objects_still_exist", err)
+	}
+	if v := mustVersion(t, conn, schema); v != migrations.Latest() {
+		t.Errorf("version after the failure = %d, want %d", v, migrations.Latest())
+	}
+	if got := tablesIn(t, conn, schema); len(got) != len(coreTables) {
+		t.Errorf("tables after the failed down: %v, want all of %v", got, coreTables)
+	}
+}
+
+func TestMigrateHonoursContext(t *testing.T) {
+	t.Parallel()
+	conn := connect(t)
+	schema := newSchema(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := migrations.Migrate(ctx, conn, schema, migrations.Latest()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Migrate with a cancelled context: %v, want context.Canceled", err)
+	}
+}
