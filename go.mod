@@ -3,6 +3,7 @@ module github.com/omniqhq/omniq
 go 1.26.0
 
 require (
+	github.com/goccy/go-json v0.12.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jackc/tern/v2 v2.3.4
 	github.com/testcontainers/testcontainers-go v0.45.0
