@@ -33,11 +33,17 @@ import (
 //     if it reaches a func, a chan or an unsafe.Pointer (even a nil one), or
 //     a pointer, map or slice that contains itself. Neither codec carries these.
 //  2. It chooses "gob" if it finds anything JSON cannot carry faithfully:
-//     - a float that is NaN or ±Inf;
+//     - a float that is NaN or ±Inf, or a float32 that is ±math.MaxFloat32
+//     (the JSON decoder, github.com/goccy/go-json, rejects the text it is
+//     written as, 3.4028235e+38, as out of float32 range);
 //     - a complex64 or complex128;
-//     - a non-empty map whose key type is not a string kind, an integer kind
-//     or an encoding.TextMarshaler (bool, float, struct, array, pointer and
-//     interface keys);
+//     - a map type whose key type is not a string kind, an integer kind or
+//     an encoding.TextMarshaler (for example bool, float, struct, array,
+//     pointer or interface keys), anywhere in the static type of the value or of what
+//     one of its interfaces holds, looking through pointers, slices, arrays,
+//     map values and the struct fields JSON encodes. This is decided by type:
+//     a nil or empty such map counts too, because the JSON encoder rejects
+//     the whole type;
 //     - a string, or string map key, that is not valid UTF-8 (JSON would
 //     replace bytes with U+FFFD) or contains NUL (jsonb rejects \u0000).
 //  3. Otherwise it chooses "json".
@@ -61,6 +67,7 @@ type Manager struct {
 	maxBytes int
 	json     JSON
 	gob      *Gob
+	types    typeCache
 
 	mu     sync.RWMutex
 	codecs map[string]Codec
@@ -191,7 +198,7 @@ func (m *Manager) Encode(v any) (codecName string, data []byte, err error) {
 
 // encodeAuto applies the rule documented on Manager.
 func (m *Manager) encodeAuto(v any) (Codec, []byte, error) {
-	lossy, err := checkJSON(v)
+	lossy, err := checkJSON(v, &m.types)
 	if err != nil {
 		return nil, nil, err
 	}

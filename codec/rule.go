@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -58,6 +59,7 @@ type segment struct {
 // JSON view, the first thing JSON cannot carry (lossy).
 type walker struct {
 	view  view
+	types *typeCache // jsonView only
 	root  reflect.Type
 	depth int
 	seen  map[refKey]struct{}
@@ -67,9 +69,9 @@ type walker struct {
 
 // checkJSON walks v as JSON sees it. It returns an ErrUnsupported error, or
 // the reason JSON cannot carry v ("" when it can).
-func checkJSON(v any) (lossy string, err error) {
-	w := walker{view: jsonView, root: reflect.TypeOf(v)}
-	err = w.walk(reflect.ValueOf(v))
+func checkJSON(v any, types *typeCache) (lossy string, err error) {
+	w := walker{view: jsonView, types: types, root: reflect.TypeOf(v)}
+	err = w.walkDynamic(reflect.ValueOf(v))
 	return w.lossy, err
 }
 
@@ -79,6 +81,18 @@ func checkJSON(v any) (lossy string, err error) {
 func checkGob(v any) error {
 	w := walker{view: gobView, root: reflect.TypeOf(v)}
 	return w.walk(reflect.ValueOf(v))
+}
+
+// walkDynamic walks a value whose type is only known at run time: the root
+// or what an interface holds. The JSON encoder compiles an encoder for such a
+// type as a whole, so that type is first checked for map keys JSON rejects.
+func (w *walker) walkDynamic(v reflect.Value) error {
+	if v.IsValid() && w.view == jsonView && w.lossy == "" {
+		if r := w.types.jsonLoss(v.Type(), v.CanAddr()); r != "" {
+			w.lose(r)
+		}
+	}
+	return w.walk(v)
 }
 
 func (w *walker) walk(v reflect.Value) error {
@@ -94,8 +108,13 @@ func (w *walker) walk(v reflect.Value) error {
 		return w.unsupported(t, "a "+t.Kind().String())
 	case reflect.Float32, reflect.Float64:
 		if w.view == jsonView && w.lossy == "" {
-			if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			switch f := v.Float(); {
+			case math.IsNaN(f) || math.IsInf(f, 0):
 				w.lose(fmt.Sprintf("%v value %v", t, f))
+			case t.Kind() == reflect.Float32 && math.Abs(f) == math.MaxFloat32:
+				// Written as ±3.4028235e+38, which the decoder then rejects
+				// as out of float32 range.
+				w.lose(fmt.Sprintf("%v value %v (±math.MaxFloat32 does not survive the JSON decoder)", t, f))
 			}
 		}
 	case reflect.Complex64, reflect.Complex128:
@@ -108,7 +127,7 @@ func (w *walker) walk(v reflect.Value) error {
 		}
 	case reflect.Interface:
 		if !v.IsNil() {
-			return w.walk(v.Elem())
+			return w.walkDynamic(v.Elem())
 		}
 	case reflect.Pointer:
 		if v.IsNil() {
@@ -143,6 +162,76 @@ func (w *walker) walk(v reflect.Value) error {
 	return nil
 }
 
+// jsonKey reports whether JSON can encode map keys of type t: string and
+// integer kinds, and types implementing encoding.TextMarshaler.
+func jsonKey(t reflect.Type) bool {
+	return t.Kind() == reflect.String || isInteger(t.Kind()) || t.Implements(textMarshalerType)
+}
+
+// typeCache remembers, per type and addressability, whether the JSON encoder
+// rejects a type as a whole (see jsonLoss). It lives in a Manager.
+type typeCache struct {
+	m sync.Map // typeKey -> string
+}
+
+type typeKey struct {
+	t    reflect.Type
+	addr bool
+}
+
+// jsonLoss returns why the JSON encoder rejects type t, or "". The encoder
+// (github.com/goccy/go-json) compiles a type and all the static types it
+// reaches at once, and fails on any map whose key type it cannot write, even
+// a nil or empty map, behind a nil pointer or in an empty slice. It does not
+// look inside types that encode themselves (json.Marshaler,
+// encoding.TextMarshaler; pointer-receiver methods count when addressable),
+// fields JSON skips, or interface types (their values are checked when met).
+func (c *typeCache) jsonLoss(t reflect.Type, addr bool) string {
+	k := typeKey{t, addr}
+	if r, ok := c.m.Load(k); ok {
+		return r.(string)
+	}
+	r := scanJSONType(t, addr, make(map[typeKey]bool))
+	c.m.Store(k, r)
+	return r
+}
+
+func scanJSONType(t reflect.Type, addr bool, visiting map[typeKey]bool) string {
+	k := typeKey{t, addr}
+	if visiting[k] {
+		return ""
+	}
+	visiting[k] = true
+	for _, it := range []reflect.Type{jsonMarshalerType, textMarshalerType} {
+		if t.Implements(it) || (addr && reflect.PointerTo(t).Implements(it)) {
+			return ""
+		}
+	}
+	switch t.Kind() {
+	case reflect.Map:
+		if !jsonKey(t.Key()) {
+			return fmt.Sprintf("map key type %v (in type %v)", t.Key(), t)
+		}
+		return scanJSONType(t.Elem(), false, visiting)
+	case reflect.Pointer, reflect.Slice:
+		return scanJSONType(t.Elem(), true, visiting)
+	case reflect.Array:
+		return scanJSONType(t.Elem(), addr, visiting)
+	case reflect.Struct:
+		w := walker{view: jsonView}
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !w.visible(&sf) {
+				continue
+			}
+			if r := scanJSONType(sf.Type, addr, visiting); r != "" {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
 func (w *walker) walkElems(v reflect.Value) error {
 	for i := range v.Len() {
 		w.path = append(w.path, segment{index: i})
@@ -168,9 +257,10 @@ func (w *walker) walkMap(v reflect.Value, t reflect.Type) error {
 		switch {
 		case kt.Kind() == reflect.String:
 			checkKeys, stringKeys = false, true
-		case isInteger(kt.Kind()) || kt.Implements(textMarshalerType):
+		case jsonKey(kt):
 			checkKeys = false
 		default:
+			// Normally already found by the type check in walkDynamic.
 			if w.lossy == "" {
 				w.lose(fmt.Sprintf("map key type %v", kt))
 			}
