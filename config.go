@@ -459,8 +459,12 @@ func parseConfigYAML(path string, data []byte) (*Config, error) {
 			continue
 		}
 		if body != nil {
+			tk := doc.Start // the "---"
+			if tk == nil {
+				tk = doc.Body.GetToken()
+			}
 			return nil, fmt.Errorf("%s:%d:%d: %w: more than one YAML document",
-				path, doc.Body.GetToken().Position.Line, doc.Body.GetToken().Position.Column, ErrInvalidConfig)
+				path, tk.Position.Line, tk.Position.Column, ErrInvalidConfig)
 		}
 		body = doc.Body
 	}
@@ -540,7 +544,11 @@ func (l *yamlLinter) check(n ast.Node, t reflect.Type, field string) {
 		if !scalar {
 			l.bad(n, field, "", `must be a duration such as "5s" or "1h30m"`)
 		} else if _, err := time.ParseDuration(strings.TrimSpace(text)); err != nil {
-			l.bad(n, field, text, `not a duration: use Go syntax such as "5s" or "1h30m"`)
+			reason := `not a duration: use Go syntax such as "5s" or "1h30m"`
+			if _, err := strconv.ParseFloat(text, 64); err == nil {
+				reason = fmt.Sprintf("a duration needs a unit, as in %q", text+"s")
+			}
+			l.bad(n, field, text, reason)
 		}
 	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
 		values, ok := yamlMapping(n)
