@@ -25,6 +25,8 @@ type Client struct {
 	codec   *codec.Manager
 	log     *slog.Logger
 	waiters *queue.Waiters
+	// schedules fires due schedules while the client runs (schedules.go).
+	schedules *scheduleService
 }
 
 // EnqueueResult says what an enqueue did.
@@ -53,14 +55,16 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 	log := resolved.newLogger()
 	mgr := codec.NewManager()
 	eng := queue.New(pool, engineConfig(resolved, log), resolved.Workers.registry(), mgr)
-	return &Client{
+	c2 := &Client{
 		pool:    pool,
 		cfg:     resolved,
 		engine:  eng,
 		codec:   mgr,
 		log:     log,
 		waiters: queue.NewWaiters(eng),
-	}, nil
+	}
+	c2.schedules = newScheduleService(c2)
+	return c2, nil
 }
 
 func engineConfig(c Config, log *slog.Logger) queue.Config {
@@ -106,12 +110,20 @@ func (c *Client) Codec() *codec.Manager { return c.codec }
 
 // Start begins working the configured queues: fetching, running, completing,
 // maintenance. ctx bounds only start-up; stop the client with Stop.
-func (c *Client) Start(ctx context.Context) error { return c.engine.Start(ctx) }
+func (c *Client) Start(ctx context.Context) error {
+	if err := c.engine.Start(ctx); err != nil {
+		return err
+	}
+	if err := c.schedules.start(ctx); err != nil {
+		return errors.Join(err, c.engine.StopAndCancel(ctx))
+	}
+	return nil
+}
 
 // Stop stops fetching, lets running tasks finish and writes their outcomes.
 // If ctx ends first, running tasks are cancelled and return to the queue.
 func (c *Client) Stop(ctx context.Context) error {
-	err := c.engine.Stop(ctx)
+	err := errors.Join(c.schedules.stop(ctx), c.engine.Stop(ctx))
 	c.waiters.Close()
 	return err
 }
@@ -119,7 +131,7 @@ func (c *Client) Stop(ctx context.Context) error {
 // StopAndCancel cancels running tasks at once, returns unfinished ones to the
 // queue, and stops.
 func (c *Client) StopAndCancel(ctx context.Context) error {
-	err := c.engine.StopAndCancel(ctx)
+	err := errors.Join(c.schedules.stop(ctx), c.engine.StopAndCancel(ctx))
 	c.waiters.Close()
 	return err
 }

@@ -105,16 +105,25 @@ func (e *Engine) Prepare(args jobs.Args, opts *jobs.InsertOpts) (*InsertParams, 
 	if a, ok := args.(jobs.ArgsWithInsertOpts); ok {
 		o = o.Merge(a.InsertOpts())
 	}
+	codecName, data, err := e.codec.Encode(args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode args of kind %q: %w", jobs.ErrInvalidInput, kind, err)
+	}
+	return e.PrepareEncoded(kind, codecName, data, o)
+}
+
+// PrepareEncoded is Prepare for args already encoded by codecName (as the
+// codec wrote them, before ToJSONB): schedules and SQL-made templates use it.
+func (e *Engine) PrepareEncoded(kind, codecName string, data []byte, o jobs.InsertOpts) (*InsertParams, error) {
+	if kind == "" || len(kind) > 128 {
+		return nil, invalid("kind", fmt.Sprintf("%q", kind), "must be 1-128 characters")
+	}
 	if e.registry.Len() > 0 {
 		u, ok := e.registry.Lookup(kind)
 		if !ok {
 			return nil, invalid("kind", fmt.Sprintf("%q", kind), "no worker is registered for it on this client (registered: "+fmt.Sprint(e.registry.Kinds())+")")
 		}
 		o = o.Merge(u.InsertOpts())
-	}
-	codecName, data, err := e.codec.Encode(args)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode args of kind %q: %w", jobs.ErrInvalidInput, kind, err)
 	}
 	return e.prepare(kind, codecName, data, o)
 }

@@ -31,7 +31,9 @@ type SendEmail struct {
 func (SendEmail) Kind() string { return "send_email" }
 
 // EmailWorker sends (prints) an email and stores a receipt as its result.
-type EmailWorker struct{ omniq.WorkerDefaults[SendEmail] }
+type EmailWorker struct {
+	omniq.WorkerDefaults[SendEmail]
+}
 
 func (EmailWorker) Work(ctx context.Context, t *omniq.Task[SendEmail]) error {
 	fmt.Printf("  [%s p=%d] email to %s for order %d\n", t.Queue, t.Priority, t.Args.To, t.Args.OrderID)
