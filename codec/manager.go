@@ -278,16 +278,20 @@ func (m *Manager) FromJSONB(codecName string, stored []byte) ([]byte, error) {
 	}
 	body := s[1 : len(s)-1]
 	enc := base64.StdEncoding
-	if len(body) > enc.EncodedLen(m.maxBytes) {
-		return nil, fmt.Errorf("%w: stored %s value of %d base64 bytes, limit %d decoded bytes", ErrTooLarge, codecName, len(body), m.maxBytes)
-	}
+	limit := enc.EncodedLen(m.maxBytes)
 	if bytes.IndexByte(body, '\\') >= 0 {
 		// Base64 needs no escapes, but a writer may have escaped "/" as "\/".
+		if len(body) > 6*limit { // \uXXXX is the longest escape of a byte
+			return nil, fmt.Errorf("%w: stored %s value of %d bytes, limit %d decoded bytes", ErrTooLarge, codecName, len(body), m.maxBytes)
+		}
 		var str string
 		if err := json.Unmarshal(s, &str); err != nil {
 			return nil, fmt.Errorf("%w: stored %s value is not a valid JSON string: %w", ErrCorrupt, codecName, err)
 		}
 		body = []byte(str)
+	}
+	if len(body) > limit {
+		return nil, fmt.Errorf("%w: stored %s value of %d base64 bytes, limit %d decoded bytes", ErrTooLarge, codecName, len(body), m.maxBytes)
 	}
 	out := make([]byte, enc.DecodedLen(len(body)))
 	n, err := enc.Decode(out, body)

@@ -234,7 +234,7 @@ func TestTimeRoundTrip(t *testing.T) {
 		{"Kolkata", time.Date(2025, 7, 15, 9, 0, 0, 0, load("Asia/Kolkata")), "+05:30"},
 		{"Chatham", time.Date(2025, 1, 1, 0, 0, 0, 0, load("Pacific/Chatham")), "+13:45"},
 		{"London winter is UTC", time.Date(2025, 1, 1, 12, 0, 0, 0, load("Europe/London")), "Z"},
-		{"fixed zone", time.Date(1969, 12, 31, 23, 59, 59, 5, time.FixedZone("NST", -(3*3600 + 30*60))), "-03:30"},
+		{"fixed zone", time.Date(1969, 12, 31, 23, 59, 59, 5, time.FixedZone("NST", -(3*3600+30*60))), "-03:30"},
 		{"monotonic reading", time.Now().In(load("Asia/Tokyo")), "+09:00"},
 	}
 	m := newManager(t)
