@@ -275,3 +275,46 @@ SELECT CASE WHEN $2 THEN 'queue_paused' ELSE 'queue_resumed' END, name, '' FROM 
 	}
 	return nil
 }
+
+// ErrNotRunning is returned by CompleteTx when the task is not running the
+// given attempt (already completed, rescued, or cancelled).
+var ErrNotRunning = errors.New("omniq: task is not running this attempt")
+
+// CompleteTx records row's current attempt as a success inside tx, with
+// result (nil for none), so the task's completion commits or rolls back with
+// the caller's other writes. The completer later finds the task no longer
+// running and leaves it alone.
+func (e *Engine) CompleteTx(ctx context.Context, tx DB, row *jobs.TaskRow, result any) error {
+	now := time.Now()
+	o := &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: now,
+		resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
+	if result != nil && row.StoreResult {
+		name, data, err := e.codec.Encode(result)
+		if err != nil {
+			return fmt.Errorf("complete task %s: encode result: %w", row.ID, err)
+		}
+		o.result, o.resultCodec = e.codec.ToJSONB(name, data), name
+	}
+	br := tx.SendBatch(ctx, e.completionBatch([]*outcome{o}))
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return fmt.Errorf("complete task %s: %w", row.ID, err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		br.Close()
+		return fmt.Errorf("complete task %s: %w", row.ID, err)
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("complete task %s: %w", row.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("complete task %s attempt %d: %w", row.ID, row.Attempt, ErrNotRunning)
+	}
+	return nil
+}

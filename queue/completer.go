@@ -166,7 +166,15 @@ func (c *completer) flushOnce() error {
 }
 
 func (c *completer) write(ctx context.Context, batch []*outcome) error {
-	e := c.e
+	return c.e.pool.SendBatch(ctx, c.e.completionBatch(batch)).Close()
+}
+
+// completionBatch is the one pipelined round trip that records outcomes: the
+// transitions with their results and events, then (each a later statement of
+// the same transaction, so it sees what the earlier ones wrote and what
+// concurrent inserts committed meanwhile) dependents cancelled or released,
+// callbacks enqueued, and the NOTIFYs.
+func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	n := len(batch)
 	var (
 		ids        = make([]uuid.UUID, n)
@@ -235,7 +243,7 @@ func (c *completer) write(ctx context.Context, batch []*outcome) error {
 	if len(retryQueues) > 0 {
 		b.Queue(e.sql.notify, e.insertChannel, retryQueues)
 	}
-	return e.pool.SendBatch(ctx, b).Close()
+	return b
 }
 
 // callbackNamespace derives callback task ids from parent ids, so firing the
