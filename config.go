@@ -520,6 +520,9 @@ type yamlLinter struct {
 }
 
 func (l *yamlLinter) bad(n ast.Node, field, value, reason string) {
+	if field == "" {
+		field = "document"
+	}
 	pos := n.GetToken().Position
 	l.errs = append(l.errs, fmt.Errorf("%s:%d:%d: %w", l.path, pos.Line, pos.Column,
 		&ConfigError{Field: field, Value: value, Reason: reason}))

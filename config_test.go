@@ -608,6 +608,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"float_int.yaml", "queues.emails.max_workers", "1.5", []string{"must be an integer"}},
 		{"bad_bool.yaml", "disable_results", "sometimes", []string{"true or false"}},
 		{"bad_mapping.yaml", "queues", "", []string{"must be a mapping"}},
+		{"not_a_mapping.yaml", "document", "just a string", []string{"must be a mapping"}},
 		{"bad_syntax.yaml", "", "", []string{"bad_syntax.yaml:1:9", "invalid config"}},
 		{"two_docs.yaml", "", "", []string{"two_docs.yaml:2:1", "more than one YAML document"}},
 		{"many_errors.yaml", "bogus", "", []string{"bogus", "retry_delay", `"soon"`, "log.colour"}},
