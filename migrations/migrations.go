@@ -3,7 +3,8 @@
 //
 // Every table OmniQ uses lives in one PostgreSQL schema (default "omniq"). The
 // files refer to it as {{.schema}}; Migrate fills it in quoted as an identifier,
-// so a schema name is never spliced into SQL unquoted.
+// so a schema name is never spliced into SQL unquoted ({{.schema_name}} is the
+// same name as a string literal, for functions that compute channel names).
 //
 // Migrate takes a session-level advisory lock (tern's) for the whole run, so two
 // processes migrating at once run one after the other and the second finds
@@ -208,6 +209,8 @@ func newMigrator(ctx context.Context, conn *pgx.Conn, schema string) (*migrate.M
 		return nil, err
 	}
 	m.Data["schema"] = pgx.Identifier{schema}.Sanitize()
+	// The name as a SQL string literal; ValidateSchema allows no quote characters.
+	m.Data["schema_name"] = "'" + schema + "'"
 	if err := m.LoadMigrations(sqlFS()); err != nil {
 		return nil, err
 	}

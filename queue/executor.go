@@ -27,10 +27,18 @@ func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
+type engineKey struct{}
+
+// FromContext returns the engine running the task whose context ctx is.
+func FromContext(ctx context.Context) (*Engine, bool) {
+	e, ok := ctx.Value(engineKey{}).(*Engine)
+	return e, ok
+}
+
 // execute runs one claimed task and hands its outcome to the completer.
 func (e *Engine) execute(p *producer, row *jobs.TaskRow) {
 	defer e.executing.Done()
-	ctx, cancel := context.WithCancelCause(e.workCtx)
+	ctx, cancel := context.WithCancelCause(context.WithValue(e.workCtx, engineKey{}, e))
 	defer cancel(nil)
 	e.running.Store(row.ID, &execution{cancel: cancel})
 

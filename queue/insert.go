@@ -238,6 +238,9 @@ func (e *Engine) prepare(kind, codecName string, data []byte, o jobs.InsertOpts)
 		if c.Kind == "" {
 			return nil, invalid("Callback.Kind", `""`, "a callback needs a kind")
 		}
+		if _, ok := e.registry.Lookup(c.Kind); !ok && e.registry.Len() > 0 {
+			return nil, invalid("Callback.Kind", fmt.Sprintf("%q", c.Kind), "no worker is registered for it on this client")
+		}
 		if c.Queue != "" && !ValidQueueName(c.Queue) {
 			return nil, invalid("Callback.Queue", fmt.Sprintf("%q", c.Queue), "not a valid queue name")
 		}

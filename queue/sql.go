@@ -247,9 +247,10 @@ WITH ins AS (
 	INSERT INTO {tasks} (id, kind, queue, args, priority, metadata)
 SELECT ($2::uuid[])[i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', p.queue),
 	coalesce(p.callback -> 'args', '{}'), coalesce((p.callback ->> 'priority')::smallint, 0),
-	jsonb_build_object('parent_id', p.id, 'parent_status', p.status)
+	jsonb_build_object('parent_id', p.id, 'parent_status', p.status, 'parent_result', r.result)
 FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, i)
 JOIN {tasks} p ON p.id = c.id
+LEFT JOIN {results} r ON r.task_id = p.id
 WHERE p.callback IS NOT NULL
 	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
 		AND coalesce((p.callback ->> 'on_failure')::bool, false)))
