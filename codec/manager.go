@@ -67,7 +67,7 @@ type Manager struct {
 	maxBytes int
 	json     JSON
 	gob      *Gob
-	types    typeCache
+	plans    planCache
 
 	mu     sync.RWMutex
 	codecs map[string]Codec
@@ -179,7 +179,7 @@ func (m *Manager) Encode(v any) (codecName string, data []byte, err error) {
 	case JSONName:
 		c, data, err = m.encodeAuto(v)
 	case GobName:
-		if err = checkGob(v); err == nil {
+		if err = checkGob(v, &m.plans); err == nil {
 			data, err = m.gob.Marshal(v)
 		}
 	default:
@@ -198,7 +198,7 @@ func (m *Manager) Encode(v any) (codecName string, data []byte, err error) {
 
 // encodeAuto applies the rule documented on Manager.
 func (m *Manager) encodeAuto(v any) (Codec, []byte, error) {
-	lossy, err := checkJSON(v, &m.types)
+	lossy, err := checkJSON(v, &m.plans)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +206,7 @@ func (m *Manager) encodeAuto(v any) (Codec, []byte, error) {
 		data, err := m.json.Marshal(v)
 		return m.json, data, err
 	}
-	if err := checkGob(v); err != nil {
+	if err := checkGob(v, &m.plans); err != nil {
 		return nil, nil, err
 	}
 	data, err := m.gob.Marshal(v)
