@@ -126,6 +126,11 @@ type Config struct {
 	// CompleterFlushInterval is the longest an outcome waits to be written. Default 2ms.
 	CompleterFlushInterval time.Duration `yaml:"completer_flush_interval"`
 
+	// Schedules are declared in code: at Start each is upserted by its
+	// unique Name (a changed spec updates the row; pause and cancel made at
+	// run time stay). See ScheduleSpec.
+	Schedules []ScheduleSpec `yaml:"-"`
+
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 	// Logger, when set, is used instead of a new one, as it is: its handler
@@ -249,6 +254,7 @@ func (c Config) Resolve(getenv func(string) string) (Config, error) {
 func (c Config) clone() Config {
 	c.Queues = maps.Clone(c.Queues)
 	c.Log.Components = maps.Clone(c.Log.Components)
+	c.Schedules = slices.Clone(c.Schedules)
 	return c
 }
 
@@ -396,6 +402,8 @@ func (c *Config) validate() []*ConfigError {
 	default:
 		bad("EventLevel", c.EventLevel, `unknown event level: use "all", "default", "failures" or "none"`)
 	}
+
+	errs = append(errs, c.validateSchedules()...)
 
 	if _, ok := parseLogLevel(c.Log.Level); !ok {
 		bad("Log.Level", c.Log.Level, "unknown log level: "+logLevelsHint)
