@@ -15,12 +15,14 @@ import (
 //   - integers of every Go integer type exactly, including math.MinInt64,
 //     math.MaxInt64 and math.MaxUint64, when decoded into integer fields;
 //   - finite floats exactly (shortest representation), except that -0 becomes
-//     0 once stored in jsonb;
+//     0 once stored in jsonb and that ±math.MaxFloat32 is written in a form
+//     the decoder rejects for a float32 (Manager.Encode sends those to gob);
 //   - strings that are valid UTF-8 without NUL; []byte (as base64);
 //   - time.Time: the instant to the nanosecond and the UTC offset, but not the
 //     Location's name nor the monotonic clock reading. A decoded time is in
-//     UTC ("Z"), in time.Local if the offset matches it, and otherwise in a
-//     fixed zone with that offset and no name;
+//     UTC if the offset is zero (written "Z"), in time.Local if the offset
+//     matches Local's, and otherwise in a fixed zone with that offset and no
+//     name;
 //   - structs by exported field (honoring json tags), embedded structs, maps
 //     with string, integer or encoding.TextMarshaler keys, slices, pointers
 //     (by the value they point to; nil as null).

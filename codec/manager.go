@@ -39,11 +39,11 @@ import (
 //     - a complex64 or complex128;
 //     - a map type whose key type is not a string kind, an integer kind or
 //     an encoding.TextMarshaler (for example bool, float, struct, array,
-//     pointer or interface keys), anywhere in the static type of the value or of what
-//     one of its interfaces holds, looking through pointers, slices, arrays,
-//     map values and the struct fields JSON encodes. This is decided by type:
-//     a nil or empty such map counts too, because the JSON encoder rejects
-//     the whole type;
+//     pointer or interface keys), anywhere in the static type of the value
+//     or of what one of its interfaces holds, looking through pointers,
+//     slices, arrays, map values and the struct fields JSON encodes. This is
+//     decided by type: a nil or empty such map counts too, because the JSON
+//     encoder rejects the whole type;
 //     - a string, or string map key, that is not valid UTF-8 (JSON would
 //     replace bytes with U+FFFD) or contains NUL (jsonb rejects \u0000).
 //  3. Otherwise it chooses "json".
@@ -220,7 +220,8 @@ func (m *Manager) encodeAuto(v any) (Codec, []byte, error) {
 // guessing) into v, a non-nil pointer. Errors: ErrUnknownCodec, ErrTooLarge
 // (len(data) over the limit), ErrUnregistered (gob into an unregistered
 // type) and ErrCorrupt for every other failure of the codec, including a
-// panic inside it. Decode does not panic on any input.
+// panic inside it. A v that is not a non-nil pointer is an error that wraps
+// none of these. Decode does not panic on any input.
 func (m *Manager) Decode(codecName string, data []byte, v any) error {
 	c, err := m.lookup(codecName)
 	if err != nil {
