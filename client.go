@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omniqhq/omniq/codec"
+	"github.com/omniqhq/omniq/events"
 	"github.com/omniqhq/omniq/jobs"
 	"github.com/omniqhq/omniq/queue"
 )
@@ -27,6 +28,8 @@ type Client struct {
 	waiters *queue.Waiters
 	// schedules fires due schedules while the client runs (schedules.go).
 	schedules *scheduleService
+	// events serves Events, Subscribe and Stats (events.go).
+	events *events.Hub
 }
 
 // EnqueueResult says what an enqueue did.
@@ -62,6 +65,8 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 		codec:   mgr,
 		log:     log,
 		waiters: queue.NewWaiters(eng),
+		events: events.NewHub(pool, resolved.Schema, eng.Notifier(), queue.Channel(resolved.Schema, "events"),
+			componentLogger(log, resolved.Log, "events")),
 	}
 	c2.schedules = newScheduleService(c2)
 	return c2, nil

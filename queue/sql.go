@@ -187,10 +187,16 @@ WITH o AS (
 ), ev AS (
 	INSERT INTO {events} (time, type, task_id, kind, queue, worker_id, schedule_id, attempt, execution_time,
 		error, level, data)
-	SELECT o.finished_at, o.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, upd.attempt,
+	SELECT o.finished_at, o.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, o.attempt,
 		o.finished_at - upd.started_at, o.error,
 		CASE WHEN o.event IN ('error', 'retry') THEN 'error' WHEN o.event = 'cancelled' THEN 'warning' ELSE 'info' END,
-		CASE WHEN o.event = 'completed' THEN jsonb_build_object('enqueued_at', upd.created_at, 'started_at', upd.started_at)
+		-- At the default level the outcome row is compact: it stands for the
+		-- attempt's executing transition (started_at) and, on the first
+		-- attempt, the task's enqueued one (enqueued_at); see events.Expand.
+		CASE WHEN $15::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object(
+				'enqueued_at', CASE WHEN o.attempt = 1 AND o.attempt_adj = 0 THEN upd.created_at END,
+				'started_at', upd.started_at,
+				'run_at', CASE WHEN o.event IN ('retry', 'snoozed') THEN upd.run_at END))
 			WHEN o.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
 			ELSE '{}'::jsonb END
 	FROM upd JOIN o USING (id)
@@ -283,10 +289,12 @@ WITH stuck AS (
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'rescued: client ' || coalesce(t.worker_id, '?') || ' stopped heartbeating'))
 	FROM stuck WHERE t.id = stuck.id
-	RETURNING t.id, t.kind, t.queue, t.worker_id, t.attempt, t.status
+	RETURNING t.id, t.kind, t.queue, t.worker_id, t.attempt, t.status, t.started_at, t.created_at
 ), ev AS (
-	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level)
-	SELECT 'rescued', id, kind, queue, worker_id, attempt, 'client stopped heartbeating; now ' || status, 'warning'
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
+	SELECT 'rescued', id, kind, queue, worker_id, attempt, 'client stopped heartbeating; now ' || status, 'warning',
+		CASE WHEN $3::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object('started_at', started_at,
+			'enqueued_at', CASE WHEN attempt = 1 THEN created_at END)) ELSE '{}'::jsonb END
 	FROM upd WHERE $3::text <> 'none'
 )
 SELECT id, queue, status FROM upd`
@@ -317,10 +325,11 @@ WITH upd AS (
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'interrupted: client ' || t.worker_id || ' stopped'))
 	WHERE t.id = ANY ($1::uuid[]) AND t.status = 'running' AND t.worker_id = $2
-	RETURNING t.id, t.kind, t.queue, t.attempt
+	RETURNING t.id, t.kind, t.queue, t.attempt, t.started_at
 ), ev AS (
-	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level)
-	SELECT 'retry', id, kind, queue, $2, attempt, 'returned to the queue by a stopping client', 'warning'
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
+	SELECT 'retry', id, kind, queue, $2, attempt + 1, 'returned to the queue by a stopping client', 'warning',
+		CASE WHEN $3::text = 'default' THEN jsonb_build_object('started_at', started_at) ELSE '{}'::jsonb END
 	FROM upd WHERE $3::text <> 'none'
 )
 SELECT DISTINCT queue FROM upd`
