@@ -233,7 +233,7 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		b.Queue(e.sql.releaseDeps, terminal, e.insertChannel)
 		b.Queue(e.sql.fireCallbacks, terminal, callbackOf, e.insertChannel)
 	}
-	b.Queue(e.sql.notify, e.completeChannel, []string{""})
+	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(terminal)})
 	var retryQueues []string
 	for _, o := range batch {
 		if o.status == jobs.StatusRetry && o.runAt != nil && !o.runAt.After(time.Now()) {
@@ -244,6 +244,25 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		b.Queue(e.sql.notify, e.insertChannel, retryQueues)
 	}
 	return b
+}
+
+// maxNotifiedIDs bounds the ids a completion NOTIFY names (8000-byte payloads).
+const maxNotifiedIDs = 200
+
+// completePayload names the tasks a completion batch finished, so waiters
+// check only those; "" (too many, or unknown) means "check everything".
+func completePayload(ids []uuid.UUID) string {
+	if len(ids) == 0 || len(ids) > maxNotifiedIDs {
+		return ""
+	}
+	b := make([]byte, 0, len(ids)*37)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, id.String()...)
+	}
+	return string(b)
 }
 
 // callbackNamespace derives callback task ids from parent ids, so firing the

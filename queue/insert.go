@@ -25,6 +25,7 @@ type DB interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // Codec encodes args and results; *codec.Manager is the implementation.
@@ -324,6 +325,28 @@ func (e *Engine) Insert(ctx context.Context, db DB, params []*InsertParams) ([]I
 	if len(params) == 0 {
 		return nil, nil
 	}
+	if len(params) >= copyMinRows && copyable(params) {
+		if cf, ok := db.(copier); ok {
+			return e.copyInsert(ctx, cf, params)
+		}
+	}
+	for _, p := range params {
+		if len(p.DependsOn) > 0 {
+			// The FOR SHARE read of the dependencies and the insert must be
+			// one transaction (a savepoint inside a caller's).
+			var results []InsertResult
+			err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+				var err error
+				results, err = e.insert(ctx, tx, params)
+				return err
+			})
+			return results, err
+		}
+	}
+	return e.insert(ctx, db, params)
+}
+
+func (e *Engine) insert(ctx context.Context, db DB, params []*InsertParams) ([]InsertResult, error) {
 	statuses, err := e.dependencyStatuses(ctx, db, params)
 	if err != nil {
 		return nil, err
@@ -637,4 +660,146 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// copyMinRows is the smallest batch Insert writes with COPY: below it the
+// extra round trips of COPY (column types, BEGIN/COMMIT) cost more than the
+// multi-row INSERT saves.
+const copyMinRows = 500
+
+// copier is a DB that can COPY and open a transaction (or, in a caller's
+// transaction, a savepoint): a pool, a connection or a transaction.
+type copier interface {
+	DB
+	Begin(ctx context.Context) (pgx.Tx, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// copyable reports whether every task of a batch can go by COPY: no unique
+// key and no dependency (both need the database's answer per row), and no
+// schedule tick (its unique index is an error under COPY, a conflict to
+// report otherwise).
+func copyable(params []*InsertParams) bool {
+	for _, p := range params {
+		if p.UniqueKey != nil || len(p.DependsOn) > 0 || p.ScheduleID != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// copyColumns are the columns COPY writes. run_at is left out for tasks that
+// set none, so it takes its default, now() by the database clock.
+var copyColumns = []string{"id", "kind", "queue", "args", "codec", "name", "description", "tags", "priority",
+	"max_attempts", "retry_delay", "retry_backoff", "expires_at", "timeout", "callback", "result_ttl",
+	"store_result", "metadata", "run_at"}
+
+// copyInsert writes a large batch of plain tasks with COPY, in one
+// transaction with their enqueued events and the wake-up NOTIFY: every task
+// is new and pending, so the results are known without reading them back.
+func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertParams) ([]InsertResult, error) {
+	tx, err := db.Begin(ctx) // in a caller's transaction, a savepoint: the caller decides
+	if err != nil {
+		return nil, fmt.Errorf("insert tasks: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+	// Rows with and without run_at go in separate COPYs.
+	var now, later []*InsertParams
+	for _, p := range params {
+		if p.RunAt.IsZero() {
+			now = append(now, p)
+		} else {
+			later = append(later, p)
+		}
+	}
+	wake := map[string]bool{}
+	for _, group := range [][]*InsertParams{now, later} {
+		if len(group) == 0 {
+			continue
+		}
+		cols := copyColumns
+		if group[0].RunAt.IsZero() {
+			cols = cols[:len(cols)-1]
+		}
+		rows, err := copyRows(group, len(cols), wake)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{e.sql.schema, "tasks"}, cols, pgx.CopyFromRows(rows)); err != nil {
+			return nil, insertError(err)
+		}
+	}
+	var batch pgx.Batch
+	if e.cfg.EventLevel == EventsAll {
+		ids, kinds, queues := make([][16]byte, len(params)), make([]string, len(params)), make([]string, len(params))
+		for i, p := range params {
+			ids[i], kinds[i], queues[i] = p.ID, p.Kind, p.Queue
+		}
+		batch.Queue(e.sql.copyEvents, ids, kinds, queues)
+	}
+	if len(wake) > 0 {
+		batch.Queue(e.sql.notify, e.insertChannel, sortedKeys(wake))
+	}
+	if batch.Len() > 0 {
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+			return nil, insertError(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, insertError(err)
+	}
+	results := make([]InsertResult, len(params))
+	for i, p := range params {
+		results[i] = InsertResult{ID: p.ID, Status: jobs.StatusPending}
+	}
+	return results, nil
+}
+
+// copyRows renders params as COPY rows of the first ncol copyColumns, noting
+// in wake the queues that get tasks runnable now.
+func copyRows(params []*InsertParams, ncol int, wake map[string]bool) ([][]any, error) {
+	now := time.Now()
+	rows := make([][]any, len(params))
+	vals := make([]any, len(params)*ncol)
+	for i, p := range params {
+		var timeout, resultTTL *time.Duration
+		if p.Timeout > 0 {
+			timeout = &p.Timeout
+		}
+		if p.ResultTTL > 0 {
+			resultTTL = &p.ResultTTL
+		}
+		var callback *string
+		if p.Callback != nil {
+			b, err := json.Marshal(p.Callback)
+			if err != nil {
+				return nil, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
+			}
+			callback = ptr(string(b))
+		}
+		metadata := "{}"
+		if len(p.Metadata) > 0 {
+			b, err := json.Marshal(p.Metadata)
+			if err != nil {
+				return nil, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
+			}
+			metadata = string(b)
+		}
+		tags := p.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		row := vals[i*ncol : (i+1)*ncol : (i+1)*ncol]
+		copy(row, []any{[16]byte(p.ID), p.Kind, p.Queue, string(p.Args), p.Codec, nonEmpty(p.Name), nonEmpty(p.Description),
+			tags, int16(p.Priority), int32(p.MaxAttempts), p.RetryDelay, string(p.RetryBackoff), p.ExpiresAt, timeout,
+			callback, resultTTL, p.StoreResult, metadata})
+		if ncol == len(copyColumns) {
+			row[ncol-1] = p.RunAt
+		}
+		rows[i] = row
+		if p.RunAt.IsZero() || !p.RunAt.After(now) {
+			wake[p.Queue] = true
+		}
+	}
+	return rows, nil
 }

@@ -122,7 +122,7 @@ func (e *Engine) afterTerminal(ctx context.Context, ids []uuid.UUID) error {
 	b.Queue(e.sql.cancelDeps, ids, e.cfg.EventLevel)
 	b.Queue(e.sql.releaseDeps, ids, e.insertChannel)
 	b.Queue(e.sql.fireCallbacks, ids, cb, e.insertChannel)
-	b.Queue(e.sql.notify, e.completeChannel, []string{""})
+	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(ids)})
 	return e.pool.SendBatch(ctx, b).Close()
 }
 

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +21,11 @@ type waitOutcome struct {
 	err error
 }
 
-// Waiters serves WaitResult: every waiter of a client is checked together,
-// one query per completion NOTIFY (or poll), however many wait.
+// Waiters serves WaitResult: every waiter of a client is checked together.
+// A completion NOTIFY names the tasks its batch finished, so a check queries
+// only the waited-for tasks that just finished; a NOTIFY that names none (a
+// large batch) and the once-a-second poll check every waiter, in two queries
+// however many wait.
 type Waiters struct {
 	e *Engine
 
@@ -29,6 +33,10 @@ type Waiters struct {
 	waiting  map[uuid.UUID][]chan waitOutcome
 	running  bool
 	kick     chan struct{}
+	// finished collects ids named by completion NOTIFYs since the last
+	// check; all is set when a NOTIFY named none (check every waiter).
+	finished map[uuid.UUID]bool
+	all      bool
 	quit     chan struct{}
 	done     chan struct{}
 	unlisten func()
@@ -47,10 +55,14 @@ func (w *Waiters) Wait(ctx context.Context, id uuid.UUID) (*jobs.TaskResult, err
 		w.running = true
 		w.quit, w.done = make(chan struct{}), make(chan struct{})
 		w.e.notifier.Start()
-		w.unlisten = w.e.notifier.Listen(w.e.completeChannel, func(string) { w.poke() })
+		w.unlisten = w.e.notifier.Listen(w.e.completeChannel, w.onComplete)
 		go w.loop(w.quit, w.done)
 	}
 	w.waiting[id] = append(w.waiting[id], ch)
+	if w.finished == nil {
+		w.finished = map[uuid.UUID]bool{}
+	}
+	w.finished[id] = true // check it once now: it may have finished already
 	w.mu.Unlock()
 	w.poke()
 	select {
@@ -71,6 +83,25 @@ func (w *Waiters) Wait(ctx context.Context, id uuid.UUID) (*jobs.TaskResult, err
 		w.mu.Unlock()
 		return nil, ctx.Err()
 	}
+}
+
+// onComplete notes which tasks a completion batch finished.
+func (w *Waiters) onComplete(payload string) {
+	w.mu.Lock()
+	if payload == "" {
+		w.all = true
+	} else {
+		for _, s := range strings.Split(payload, ",") {
+			if id, err := uuid.Parse(s); err == nil && w.waiting[id] != nil {
+				if w.finished == nil {
+					w.finished = map[uuid.UUID]bool{}
+				}
+				w.finished[id] = true
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.poke()
 }
 
 func (w *Waiters) poke() {
@@ -113,12 +144,24 @@ func (w *Waiters) loop(quit, done chan struct{}) {
 			return
 		case <-w.kick:
 		case <-poll.C:
+			w.mu.Lock()
+			w.all = true
+			w.mu.Unlock()
 		}
 		w.mu.Lock()
-		ids := make([]uuid.UUID, 0, len(w.waiting))
-		for id := range w.waiting {
-			ids = append(ids, id)
+		var ids []uuid.UUID
+		if w.all {
+			for id := range w.waiting {
+				ids = append(ids, id)
+			}
+		} else {
+			for id := range w.finished {
+				if w.waiting[id] != nil {
+					ids = append(ids, id)
+				}
+			}
 		}
+		w.all, w.finished = false, nil
 		w.mu.Unlock()
 		if len(ids) == 0 {
 			continue
@@ -128,6 +171,9 @@ func (w *Waiters) loop(quit, done chan struct{}) {
 		cancel()
 		if err != nil {
 			w.e.log.Warn("checking waited-for tasks failed; will retry", "error", err)
+			w.mu.Lock()
+			w.all = true
+			w.mu.Unlock()
 			continue
 		}
 		w.mu.Lock()
