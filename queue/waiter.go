@@ -29,10 +29,10 @@ type waitOutcome struct {
 type Waiters struct {
 	e *Engine
 
-	mu       sync.Mutex
-	waiting  map[uuid.UUID][]chan waitOutcome
-	running  bool
-	kick     chan struct{}
+	mu      sync.Mutex
+	waiting map[uuid.UUID][]chan waitOutcome
+	running bool
+	kick    chan struct{}
 	// finished collects ids named by completion NOTIFYs since the last
 	// check; all is set when a NOTIFY named none (check every waiter).
 	finished map[uuid.UUID]bool
