@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -103,6 +104,9 @@ func TestEncodeTooLarge(t *testing.T) {
 	}
 	if def := codec.NewManager(codec.WithMaxBytes(0)).MaxBytes(); def != codec.DefaultMaxBytes {
 		t.Errorf("WithMaxBytes(0) gives %d, want the default %d", def, codec.DefaultMaxBytes)
+	}
+	if huge := codec.NewManager(codec.WithMaxBytes(math.MaxInt)).MaxBytes(); uint64(huge) > math.MaxUint32 {
+		t.Errorf("WithMaxBytes(MaxInt) gives %d, more than a frame can declare", huge)
 	}
 }
 

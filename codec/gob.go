@@ -23,6 +23,12 @@ import (
 //   - payloads larger than its limit are refused with ErrTooLarge before any
 //     decoding.
 //
+// encoding/gob decodes nested values recursively and, unlike the JSON
+// decoder, has no depth limit of its own: a registered recursive type (a
+// linked list, a tree) can be nested as deep as the size limit allows, about
+// half a million levels per MiB, which costs time and goroutine stack (some
+// 100 MiB) but not a crash.
+//
 // Like JSON, gob drops unexported fields and ignores fields of func or chan
 // type, and keeps a time.Time's instant and offset but not its Location name.
 // Unlike JSON it carries NaN and infinities, complex numbers, -0, any

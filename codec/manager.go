@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	json "github.com/goccy/go-json"
@@ -78,11 +79,17 @@ type Manager struct {
 type Option func(*Manager)
 
 // WithMaxBytes limits encoded payloads, in both directions, to n bytes
-// (DefaultMaxBytes, 1 MiB, when n <= 0). The limit applies to every codec's
-// output and input and to the gob codec on its own.
+// (DefaultMaxBytes, 1 MiB, when n <= 0; at most 4 GiB - 1, what a frame can
+// declare). The limit applies to every codec's output and input and to the
+// gob codec on its own.
 func WithMaxBytes(n int) Option {
 	return func(m *Manager) {
-		if n > 0 {
+		switch {
+		case n <= 0:
+			m.maxBytes = DefaultMaxBytes
+		case uint64(n) > math.MaxUint32:
+			m.maxBytes = math.MaxUint32
+		default:
 			m.maxBytes = n
 		}
 	}
