@@ -474,3 +474,42 @@ func TestCompleteTxCommitsWithTheBusinessWrite(t *testing.T) {
 		t.Fatal("CompleteTx with a nil tx succeeded")
 	}
 }
+
+func TestEnqueueFromSQLIsPickedUpByNotify(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	log := newStepLog()
+	w := omniq.NewWorkers()
+	omniq.AddWorker[stepArgs](w, log)
+	c := newClient(t, db, w, func(c *omniq.Config) { c.FetchPollInterval = time.Hour })
+	start(t, c)
+	ctx := context.Background()
+	fn := pgx.Identifier{db.Schema, "enqueue"}.Sanitize()
+	var id uuid.UUID
+	err := db.Pool.QueryRow(ctx, `SELECT `+fn+`('step', '{"name": "from-sql"}', priority => 3, tags => '{sql}')`).Scan(&id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The poll interval is an hour: only the function's NOTIFY wakes the worker.
+	row := waitStatus(t, c, id, omniq.StatusSuccess, 10*time.Second)
+	if row.Priority != 3 || len(row.Tags) != 1 || row.Tags[0] != "sql" || id.Version() != 7 {
+		t.Fatalf("task from SQL: %+v (id version %d)", row, id.Version())
+	}
+	for _, bad := range []struct{ call, want string }{
+		{`('')`, "invalid kind"},
+		{`('step', queue => 'no spaces')`, "invalid queue"},
+		{`('step', priority => 99999)`, "invalid priority"},
+		{`('step', max_attempts => 0)`, "invalid max_attempts"},
+		{`('step', args => NULL)`, "invalid args"},
+		{`('step', timeout => '-1s')`, "invalid timeout"},
+	} {
+		_, err := db.Pool.Exec(ctx, `SELECT `+fn+bad.call)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("enqueue%s: %v, want %q", bad.call, err, bad.want)
+		}
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Table("tasks")).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d tasks after rejected calls (%v), want 1", n, err)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/omniqhq/omniq/internal/pgtest"
+	"github.com/omniqhq/omniq/migrations"
 )
 
 // TestStatementsPrepare parses and plans every statement against a migrated
@@ -44,5 +47,37 @@ func TestChannelNamesFitIdentifiers(t *testing.T) {
 	}
 	if Channel(long, topicInsert) == Channel(long+"y", topicInsert) {
 		t.Error("two long schemas share a channel")
+	}
+}
+
+// The SQL function channel(topic) of migration 003 must name the same
+// channels as Channel, or enqueue from SQL would wake nobody.
+func TestSQLChannelMatchesGo(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	var got string
+	if err := db.Pool.QueryRow(context.Background(), "SELECT "+table(db.Schema, "channel")+"($1)", topicInsert).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := Channel(db.Schema, topicInsert); got != want {
+		t.Fatalf("SQL channel %q, Go channel %q", got, want)
+	}
+	// A schema long enough that the name is hashed.
+	long := (db.Schema + "_long_long_long_long_long_long_long_long_long_long_long")[:63]
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	t.Cleanup(func() { pgtest.DropSchema(t, db.URL, long) })
+	if err := migrations.Migrate(ctx, conn, long, migrations.Latest()); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT "+table(long, "channel")+"($1)", topicInsert).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := Channel(long, topicInsert); got != want {
+		t.Fatalf("long schema: SQL channel %q, Go channel %q", got, want)
 	}
 }
