@@ -80,6 +80,10 @@ type Engine struct {
 	running   sync.Map       // uuid.UUID → *execution
 }
 
+// stopGrace is how long a hard stop waits for cancelled tasks to return
+// before it puts them back in the queue itself.
+const stopGrace = time.Second
+
 // ErrStopped is the cause of a task context cancelled by a hard stop.
 var ErrStopped = errors.New("omniq: client stopping")
 
@@ -170,6 +174,9 @@ func (e *Engine) stop(ctx context.Context, cancelNow bool) error {
 	started := e.started
 	e.mu.Unlock()
 	if !started {
+		// An insert-only client may still hold the LISTEN connection that
+		// WaitResult started.
+		e.notifier.Stop()
 		return nil
 	}
 	if cancelNow {
@@ -200,12 +207,21 @@ func (e *Engine) shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+	case <-e.workCtx.Done(): // StopAndCancel, or a later Stop whose ctx ended
+	}
+	select {
+	case <-done:
+	default:
 		e.workStop(ErrStopped)
-		// Give cancelled tasks a moment to hand in their outcomes.
+		// Give cancelled tasks a moment to hand in their outcomes; a worker
+		// that ignores its context is not waited for: its task is returned
+		// to the queue below.
+		t := time.NewTimer(stopGrace)
 		select {
 		case <-done:
-		case <-time.After(time.Second):
+		case <-t.C:
 		}
+		t.Stop()
 	}
 	e.completer.stop()
 

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -112,11 +111,15 @@ func (n *Notifier) loop(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	first := true
 	for ctx.Err() == nil {
-		err := n.session(ctx, !first)
+		established, err := n.session(ctx, !first)
 		if ctx.Err() != nil {
 			return
 		}
 		first = false
+		if established {
+			// The connection worked: this is a new outage, not a longer one.
+			backoff = 50 * time.Millisecond
+		}
 		n.log.Warn("LISTEN connection lost; reconnecting", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -127,11 +130,12 @@ func (n *Notifier) loop(ctx context.Context) {
 	}
 }
 
-// session holds one connection until it fails or ctx ends.
-func (n *Notifier) session(ctx context.Context, reconnected bool) error {
+// session holds one connection until it fails or ctx ends. established
+// reports whether it got as far as listening.
+func (n *Notifier) session(ctx context.Context, reconnected bool) (established bool, err error) {
 	conn, err := n.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// A LISTEN connection is never handed back to the pool: its session state
 	// (the LISTENs) must not leak to other users.
@@ -168,7 +172,7 @@ func (n *Notifier) session(ctx context.Context, reconnected bool) error {
 		return nil
 	}
 	if err := sync(); err != nil {
-		return err
+		return false, err
 	}
 	if reconnected {
 		n.log.Info("LISTEN connection restored")
@@ -180,9 +184,15 @@ func (n *Notifier) session(ctx context.Context, reconnected bool) error {
 		}
 	}
 	for {
+		// Sync first, every time: a change signal can be taken by the watcher
+		// below just as a notification ends the wait, and must not be lost.
+		if err := sync(); err != nil {
+			return true, err
+		}
 		waitCtx, cancel := context.WithCancel(ctx)
-		stopWatch := make(chan struct{})
+		stopWatch, watchDone := make(chan struct{}), make(chan struct{})
 		go func() {
+			defer close(watchDone)
 			select {
 			case <-n.changed:
 				cancel()
@@ -191,21 +201,22 @@ func (n *Notifier) session(ctx context.Context, reconnected bool) error {
 		}()
 		nt, err := conn.Conn().WaitForNotification(waitCtx)
 		close(stopWatch)
+		<-watchDone
+		// Read before our own cancel: was the wait cut short by a change signal?
+		interrupted := waitCtx.Err() != nil
 		cancel()
 		if nt != nil {
 			n.dispatch(nt.Channel, nt.Payload)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return true, ctx.Err()
 			}
-			if errors.Is(err, context.Canceled) || waitCtx.Err() != nil {
-				if err := sync(); err != nil {
-					return err
-				}
-				continue
+			if interrupted && !conn.Conn().IsClosed() {
+				continue // the channel set changed: sync at the top
 			}
-			return err
+			// A lost connection (terminated, server restart) ends the session.
+			return true, err
 		}
 	}
 }
