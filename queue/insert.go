@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -267,6 +268,9 @@ func (e *Engine) prepare(kind, codecName string, data []byte, o jobs.InsertOpts)
 // DefaultQueue is the queue of a task that names none.
 const DefaultQueue = "default"
 
+// requiredUniqueStatuses are the statuses every unique task is unique among.
+var requiredUniqueStatuses = []jobs.Status{jobs.StatusPending, jobs.StatusWaiting, jobs.StatusRunning, jobs.StatusRetry}
+
 // uniqueKey hashes what makes p a duplicate under u.
 func uniqueKey(p *InsertParams, args []byte, u *jobs.UniqueOpts) ([]byte, []jobs.Status, error) {
 	states := u.ByStatus
@@ -278,6 +282,14 @@ func uniqueKey(p *InsertParams, args []byte, u *jobs.UniqueOpts) ([]byte, []jobs
 			return nil, nil, invalid("Unique.ByStatus", fmt.Sprintf("%q", s), "not a task status")
 		}
 	}
+	// A task moves between the unfinished statuses on its own (claim, retry,
+	// rescue, release); if one of them were left out, such a move could collide
+	// with a newer duplicate, and the completion or rescue writing it would fail.
+	for _, s := range requiredUniqueStatuses {
+		if !slices.Contains(states, s) {
+			return nil, nil, invalid("Unique.ByStatus", fmt.Sprint(states), "must include pending, waiting, running and retry")
+		}
+	}
 	if u.ByPeriod < 0 {
 		return nil, nil, invalid("Unique.ByPeriod", u.ByPeriod, "must not be negative")
 	}
@@ -286,7 +298,7 @@ func uniqueKey(p *InsertParams, args []byte, u *jobs.UniqueOpts) ([]byte, []jobs
 	if u.ByQueue {
 		fmt.Fprintf(h, "queue=%s\x00", p.Queue)
 	}
-	if u.ByArgs {
+	if u.ByArgs || len(u.ArgsFields) > 0 {
 		part := args
 		if len(u.ArgsFields) > 0 {
 			var all map[string]json.RawMessage
@@ -299,9 +311,12 @@ func uniqueKey(p *InsertParams, args []byte, u *jobs.UniqueOpts) ([]byte, []jobs
 			}
 			part, _ = json.Marshal(picked) // map keys are sorted: stable
 		} else {
-			// Canonical form: jsonb-equivalent object key order.
+			// Canonical form: jsonb-equivalent object key order, numbers as
+			// written (as float64, ids above 2^53 would collide).
+			dec := json.NewDecoder(bytes.NewReader(p.Args))
+			dec.UseNumber()
 			var v any
-			if err := json.Unmarshal(p.Args, &v); err == nil {
+			if err := dec.Decode(&v); err == nil {
 				part, _ = json.Marshal(v)
 			}
 		}
@@ -351,6 +366,87 @@ func (e *Engine) insert(ctx context.Context, db DB, params []*InsertParams) ([]I
 	if err != nil {
 		return nil, err
 	}
+	dupOf := batchDuplicates(params, statuses)
+	if dupOf == nil {
+		return e.insertRows(ctx, db, params, statuses)
+	}
+	// ON CONFLICT cannot see rows of its own statement: a unique task that
+	// repeats an earlier one of the same batch is not sent, and is reported
+	// as a duplicate of it (or of the row that one turned out to duplicate).
+	kept := make([]*InsertParams, 0, len(params))
+	keptStatuses := make([]jobs.Status, 0, len(params))
+	at := make([]int, len(params)) // index in kept
+	replaced := map[uuid.UUID]uuid.UUID{}
+	for i, p := range params {
+		if j := dupOf[i]; j >= 0 {
+			replaced[p.ID] = params[j].ID
+			continue
+		}
+		at[i] = len(kept)
+		kept = append(kept, p)
+		keptStatuses = append(keptStatuses, statuses[i])
+	}
+	for k, p := range kept {
+		// A dependency on a dropped duplicate is a dependency on its original.
+		for d, dep := range p.DependsOn {
+			if orig, ok := replaced[dep]; ok {
+				c := *p
+				c.DependsOn = slices.Clone(p.DependsOn)
+				c.DependsOn[d] = orig
+				p, kept[k] = &c, &c
+			}
+		}
+	}
+	res, err := e.insertRows(ctx, db, kept, keptStatuses)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]InsertResult, len(params))
+	for i := range params {
+		if j := dupOf[i]; j >= 0 {
+			results[i] = InsertResult{ID: res[at[j]].ID, Duplicate: true}
+		} else {
+			results[i] = res[at[i]]
+		}
+	}
+	return results, nil
+}
+
+// batchDuplicates returns, for each task of a batch, the index of an earlier
+// task of the batch with the same unique key that it duplicates, or -1; nil
+// when there are none. A task takes part in uniqueness only when the status
+// it is inserted with is one of its unique statuses (as in tasks_unique_idx).
+func batchDuplicates(params []*InsertParams, statuses []jobs.Status) []int {
+	var (
+		first map[string]int
+		dupOf []int
+	)
+	for i, p := range params {
+		if p.UniqueKey == nil || !slices.Contains(p.UniqueStates, statuses[i]) {
+			continue
+		}
+		if first == nil {
+			first = map[string]int{}
+		}
+		j, seen := first[string(p.UniqueKey)]
+		if !seen {
+			first[string(p.UniqueKey)] = i
+			continue
+		}
+		if dupOf == nil {
+			dupOf = make([]int, len(params))
+			for k := range dupOf {
+				dupOf[k] = -1
+			}
+		}
+		dupOf[i] = j
+	}
+	return dupOf
+}
+
+// insertRows writes tasks whose statuses are decided and whose unique keys
+// do not repeat within the batch.
+func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, statuses []jobs.Status) ([]InsertResult, error) {
 	n := len(params)
 	var (
 		ids          = make([]uuid.UUID, n)
