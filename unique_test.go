@@ -264,7 +264,7 @@ func TestUniqueInBatches(t *testing.T) {
 		{Args: uniqArgs{Customer: 1}, Opts: &omniq.InsertOpts{ID: idA, Unique: u}},
 		{Args: uniqArgs{Customer: 2}, Opts: &omniq.InsertOpts{Unique: u}},
 		{Args: uniqArgs{Customer: 1}, Opts: &omniq.InsertOpts{ID: idDup, Unique: u}}, // same as the first
-		{Args: uniqArgs{Customer: 3}}, // not unique
+		{Args: uniqArgs{Customer: 3}},                                                // not unique
 		{Args: uniqArgs{Customer: 3}},
 		// Depends on the dropped duplicate: must wait for the first instead.
 		{Args: uniqArgs{Customer: 4}, Opts: &omniq.InsertOpts{DependsOn: []uuid.UUID{idDup}}},
