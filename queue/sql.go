@@ -20,6 +20,7 @@ type statements struct {
 	schema string
 
 	insert        string
+	copyEvents    string
 	claim         string
 	complete      string
 	releaseDeps   string
@@ -55,6 +56,7 @@ func newStatements(schema string) *statements {
 		sql string
 	}{
 		{&s.insert, sqlInsert},
+		{&s.copyEvents, sqlCopyEvents},
 		{&s.claim, sqlClaim},
 		{&s.complete, sqlComplete},
 		{&s.releaseDeps, sqlReleaseDeps},
@@ -125,6 +127,11 @@ WITH input AS (
 	SELECT 'enqueued', id, kind, queue, status FROM ins WHERE NOT duplicate AND $27::bool
 )
 SELECT id, unique_key, duplicate FROM ins`
+
+// sqlCopyEvents records the enqueued events of tasks written by COPY.
+const sqlCopyEvents = `
+INSERT INTO {events} (type, task_id, kind, queue, message)
+SELECT 'enqueued', id, kind, queue, 'pending' FROM unnest($1::uuid[], $2::text[], $3::text[]) AS i(id, kind, queue)`
 
 // sqlNotify wakes producers: one NOTIFY per queue per transaction (PostgreSQL
 // also folds identical notifications within a transaction).
