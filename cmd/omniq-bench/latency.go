@@ -80,6 +80,7 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 	}
 	num := 0
 	var call histogram
+	cpu0 := b.cpuNow(ctx)
 	start := time.Now()
 	next := start.Add(progressPeriod)
 	for left := o.enqueueMany; left > 0; {
@@ -96,6 +97,7 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 		}
 	}
 	elapsed := time.Since(start)
+	clientCPU, serverCPU := b.cpuNow(ctx).since(cpu0)
 	var rows int64
 	q := `SELECT count(*) FROM ` + pgx.Identifier{o.schema, "tasks"}.Sanitize()
 	if err := b.pool.QueryRow(ctx, q).Scan(&rows); err != nil {
@@ -104,5 +106,6 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 	c := call.Snapshot()
 	b.printf("bench: EnqueueMany total=%d batch=%d rows_in_table=%d elapsed=%s overall tasks/s [ %10.1f ] call p50=%s p99=%s\n",
 		num, o.batch, rows, elapsed.Round(time.Millisecond), float64(num)/elapsed.Seconds(), ms(c.Quantile(0.5)), ms(c.Quantile(0.99)))
+	b.printCPU(clientCPU, serverCPU, int64(num), elapsed)
 	return nil
 }

@@ -150,6 +150,7 @@ func run(ctx context.Context, o *options, out *os.File) error {
 	if o.maxConns > 0 {
 		pcfg.MaxConns = int32(o.maxConns)
 	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = appName
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)

@@ -145,6 +145,7 @@ func (b *bench) runThroughput(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	cpu0 := b.cpuNow(ctx)
 	start := time.Now()
 	if err := client.Start(ctx); err != nil {
 		return err
@@ -200,6 +201,7 @@ loop:
 		}
 	}
 	worked := w.worked.Load()
+	clientCPU, serverCPU := b.cpuNow(ctx).since(cpu0)
 	stopInserting()
 	inserter.Wait()
 	if err := stop(); err != nil {
@@ -211,6 +213,7 @@ loop:
 		worked, inserted.Load(), float64(worked)/elapsed.Seconds(), elapsed)
 	b.printf("bench: enqueue-to-start latency p50=%s p95=%s p99=%s (n=%d)\n",
 		ms(all.Quantile(0.50)), ms(all.Quantile(0.95)), ms(all.Quantile(0.99)), all.Count())
+	b.printCPU(clientCPU, serverCPU, worked, elapsed)
 	return insertErr
 }
 
@@ -234,3 +237,14 @@ func (b *bench) waitFinished(ctx context.Context, n int64) (time.Time, error) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// printCPU prints CPU per task: a measure that a busy neighbour disturbs far
+// less than the wall-clock rate.
+func (b *bench) printCPU(client, server time.Duration, n int64, elapsed time.Duration) {
+	if n <= 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
+	b.printf("bench: cpu per task: client %.1fµs, server %.1fµs, total %.1fµs (%.2f cores busy of the run's %s)\n",
+		per(client), per(server), per(client+server), float64(client+server)/float64(elapsed), elapsed.Round(time.Millisecond))
+}
