@@ -130,6 +130,9 @@ func (c *Client) Start(ctx context.Context) error {
 func (c *Client) Stop(ctx context.Context) error {
 	err := errors.Join(c.schedules.stop(ctx), c.engine.Stop(ctx))
 	c.waiters.Close()
+	// A client that was never started may still listen for WaitResult or
+	// Subscribe; Stop releases that connection too (a no-op otherwise).
+	c.engine.Notifier().Stop()
 	return err
 }
 
@@ -138,6 +141,9 @@ func (c *Client) Stop(ctx context.Context) error {
 func (c *Client) StopAndCancel(ctx context.Context) error {
 	err := errors.Join(c.schedules.stop(ctx), c.engine.StopAndCancel(ctx))
 	c.waiters.Close()
+	// A client that was never started may still listen for WaitResult or
+	// Subscribe; Stop releases that connection too (a no-op otherwise).
+	c.engine.Notifier().Stop()
 	return err
 }
 
