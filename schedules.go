@@ -129,7 +129,11 @@ func valueString(v any) string {
 	if v == nil {
 		return ""
 	}
-	return fmt.Sprint(v)
+	s := fmt.Sprint(v)
+	if u, err := strconv.Unquote(s); err == nil {
+		return u // ConfigError quotes it again
+	}
+	return s
 }
 
 // CreateSchedule stores a new schedule; every started client fires it. The
