@@ -217,6 +217,8 @@ func (s *Service) queueEvent(b *pgx.Batch, typ string, taskID *uuid.UUID, sc *Sc
 // Start runs the scheduler loop until Stop. It needs the engine's notifier
 // running (the engine started).
 func (s *Service) Start() {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
 	if s.cancel != nil {
 		return
 	}
@@ -233,6 +235,8 @@ func (s *Service) Start() {
 
 // Stop ends the loop, waiting for a fire in progress to commit or roll back.
 func (s *Service) Stop() {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
 	if s.cancel == nil {
 		return
 	}

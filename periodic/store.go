@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,7 @@ type Service struct {
 	log     *slog.Logger
 
 	// loop state, owned by Start/Stop
+	loopMu sync.Mutex // Start and Stop may be called from several goroutines
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
