@@ -858,3 +858,36 @@ func TestStopTwiceAndConcurrently(t *testing.T) {
 		t.Fatalf("%d tasks still running after stop", n)
 	}
 }
+
+func TestUnwritableOutcomeDoesNotBlockCompletions(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	rec := &recorder{fn: func(ctx context.Context, t *omniq.Task[echoArgs]) error {
+		switch t.Args.Msg {
+		case "nul-error":
+			return omniq.NoRetry(errors.New("bad \x00 byte"))
+		case "utf8-error":
+			return omniq.NoRetry(errors.New("bad \xff\xfe bytes"))
+		case "nul-result":
+			t.SetResult("a\x00b")
+		}
+		return nil
+	}}
+	c := newClient(t, db, workersWith(rec), func(c *omniq.Config) { c.CompleterFlushInterval = 50 * time.Millisecond })
+	start(t, c)
+	var ids []uuid.UUID
+	for i, msg := range []string{"nul-error", "ok", "utf8-error", "ok", "nul-result", "ok"} {
+		res, err := c.Enqueue(context.Background(), echoArgs{N: i, Msg: msg}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ID)
+	}
+	want := []omniq.Status{omniq.StatusError, omniq.StatusSuccess, omniq.StatusError, omniq.StatusSuccess, omniq.StatusError, omniq.StatusSuccess}
+	for i, id := range ids {
+		row := waitStatus(t, c, id, want[i], 20*time.Second)
+		if want[i] == omniq.StatusError && (len(row.Errors) != 1 || !strings.Contains(row.Errors[0].Error, "bad") && !strings.Contains(row.Errors[0].Error, "result")) {
+			t.Errorf("task %d errors: %+v", i, row.Errors)
+		}
+	}
+}

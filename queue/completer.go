@@ -2,12 +2,16 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/omniqhq/omniq/jobs"
 )
@@ -156,13 +160,89 @@ func (c *completer) flushOnce() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.write(ctx, batch); err != nil {
-		c.mu.Lock()
-		c.pending = append(batch, c.pending...)
-		c.mu.Unlock()
+	err := c.write(ctx, batch)
+	if err != nil && refused(err) {
+		// The database refused the data, not the connection: retrying the
+		// same batch would fail forever and hold back every other outcome.
+		err = c.isolate(ctx, batch)
+		batch = nil // isolate put back what it could not write
+	}
+	if err != nil {
+		c.requeue(batch)
 		return err
 	}
 	return nil
+}
+
+// requeue puts outcomes back in front of the pending ones.
+func (c *completer) requeue(batch []*outcome) {
+	if len(batch) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.pending = append(batch, c.pending...)
+	c.mu.Unlock()
+}
+
+// refused reports whether err is the database rejecting the data written
+// (a data exception or a constraint), which no retry can fix.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}
+
+// isolate writes a refused batch one outcome at a time. An outcome the
+// database refuses (a NUL byte or invalid UTF-8 in an error message, a result
+// jsonb cannot hold) is written again cleaned: its text made valid, its result
+// dropped and the task failed with the reason. What fails for other reasons
+// is put back to be retried.
+func (c *completer) isolate(ctx context.Context, batch []*outcome) error {
+	for i, o := range batch {
+		err := c.write(ctx, []*outcome{o})
+		if err != nil && refused(err) {
+			clean := cleaned(o, err)
+			if err = c.write(ctx, []*outcome{clean}); err != nil && refused(err) {
+				c.log.Error("dropping an outcome the database refuses; its task stays running until this client is gone and it is rescued",
+					"task_id", o.id, "error", err)
+				err = nil
+			}
+		}
+		if err != nil {
+			c.requeue(batch[i:])
+			return err
+		}
+	}
+	return nil
+}
+
+// cleaned is o made writable: text valid UTF-8 without NUL bytes, and no
+// result (a success whose result was refused becomes an error).
+func cleaned(o *outcome, cause error) *outcome {
+	x := *o
+	x.errMsg, x.traceback = validText(o.errMsg), validText(o.traceback)
+	if o.result != nil {
+		x.result, x.resultCodec = nil, ""
+		reason := "omniq: the result could not be stored: " + validText(cause.Error())
+		if x.status == jobs.StatusSuccess {
+			x.status, x.resultStatus, x.event, x.runAt, x.attemptAdj = jobs.StatusError, jobs.ResultError, "error", nil, 0
+			x.errMsg = reason
+		}
+	}
+	if o.errEntry != nil || x.status != o.status {
+		var ae jobs.AttemptError
+		_ = json.Unmarshal(o.errEntry, &ae)
+		if x.status != o.status {
+			ae = jobs.AttemptError{Attempt: o.attempt, At: o.finishedAt, Error: x.errMsg}
+		}
+		ae.Error, ae.Trace = validText(ae.Error), validText(ae.Trace)
+		x.errEntry, _ = json.Marshal(ae)
+	}
+	return &x
+}
+
+// validText is s as PostgreSQL text and jsonb accept it.
+func validText(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 }
 
 func (c *completer) write(ctx context.Context, batch []*outcome) error {
