@@ -891,3 +891,26 @@ func TestUnwritableOutcomeDoesNotBlockCompletions(t *testing.T) {
 		}
 	}
 }
+
+// A claim can commit just as its connection is lost: the rows it returned are
+// never read, and the client, alive and heartbeating, does not know it owns
+// them. The state that leaves is made here directly: a task running under a
+// live client's id that the client is not running.
+func TestLostClaimReplyIsReclaimed(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	rec := &recorder{}
+	id := "lost-claim-" + db.Schema
+	c := newClient(t, db, workersWith(rec), func(c *omniq.Config) {
+		c.ID = id
+		c.FetchPollInterval = time.Hour
+	})
+	start(t, c)
+	task := uuid.Must(uuid.NewV7())
+	db.Exec(t, `INSERT INTO `+db.Table("tasks")+` (id, kind, args, status, attempt, started_at, worker_id, heartbeat_at)
+		VALUES ($1, 'echo', '{"n": 1}', 'running', 1, now() - interval '2 seconds', $2, now())`, task, id)
+	row := waitStatus(t, c, task, omniq.StatusSuccess, 20*time.Second)
+	if row.Attempt != 1 || len(rec.ran()) != 1 {
+		t.Fatalf("orphan ran %d times, ended at attempt %d; want once, attempt 1", len(rec.ran()), row.Attempt)
+	}
+}

@@ -46,6 +46,8 @@ type completer struct {
 	kick    chan struct{}
 	quit    chan struct{}
 	done    chan struct{}
+
+	inflight []*outcome // the batch being written, under mu
 }
 
 func newCompleter(e *Engine) *completer {
@@ -154,10 +156,16 @@ func (c *completer) flushOnce() error {
 	n := min(len(c.pending), c.e.cfg.CompleterBatchSize)
 	batch := c.pending[:n:n]
 	c.pending = c.pending[n:]
+	c.inflight = batch
 	c.mu.Unlock()
 	if n == 0 {
 		return nil
 	}
+	defer func() {
+		c.mu.Lock()
+		c.inflight = nil
+		c.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := c.write(ctx, batch)
@@ -172,6 +180,25 @@ func (c *completer) flushOnce() error {
 		return err
 	}
 	return nil
+}
+
+// holding returns which of ids have an outcome waiting or being written.
+func (c *completer) holding(ids []uuid.UUID) map[uuid.UUID]bool {
+	want := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	held := map[uuid.UUID]bool{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, list := range [][]*outcome{c.pending, c.inflight} {
+		for _, o := range list {
+			if want[o.id] {
+				held[o.id] = true
+			}
+		}
+	}
+	return held
 }
 
 // requeue puts outcomes back in front of the pending ones.

@@ -24,6 +24,7 @@ func (e *Engine) maintain(ctx context.Context) {
 	heartbeat := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
 	lastPrune := time.Time{}
+	suspects := map[uuid.UUID]bool{} // possible orphans seen by the last pass
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,6 +36,9 @@ func (e *Engine) maintain(ctx context.Context) {
 		case <-tick.C:
 			if err := e.maintainOnce(ctx); err != nil && ctx.Err() == nil {
 				log.Error("maintenance failed", "error", err)
+			}
+			if err := e.reclaimOrphans(ctx, suspects); err != nil && ctx.Err() == nil {
+				log.Error("reclaiming orphaned tasks failed", "error", err)
 			}
 			if time.Since(lastPrune) >= 10*e.cfg.MaintenanceInterval {
 				lastPrune = time.Now()
@@ -90,6 +94,52 @@ func (e *Engine) Rescue(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// reclaimOrphans returns to the queue the tasks the database says this client
+// runs but it does not: a claim that committed just as its connection was lost
+// (terminated, a network cut) returns rows nobody reads, and under this
+// client's live heartbeat the rescuer would leave them running forever. A task
+// is returned only when two passes in a row find it unknown (suspects carries
+// the first pass's finds), so one finishing during a pass is never mistaken
+// for an orphan; tasks claimed within RescueAfter are not looked at.
+func (e *Engine) reclaimOrphans(ctx context.Context, suspects map[uuid.UUID]bool) error {
+	rows, err := e.pool.Query(ctx, `SELECT id FROM `+table(e.sql.schema, "tasks")+
+		` WHERE status = 'running' AND worker_id = $1 AND started_at < now() - $2::interval`, e.cfg.ID, e.cfg.RescueAfter)
+	if err != nil {
+		return fmt.Errorf("find orphaned tasks: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fmt.Errorf("find orphaned tasks: %w", err)
+	}
+	var unknown []uuid.UUID
+	for _, id := range ids {
+		if _, ok := e.running.Load(id); !ok {
+			unknown = append(unknown, id)
+		}
+	}
+	held := e.completer.holding(unknown)
+	var orphans []uuid.UUID
+	next := map[uuid.UUID]bool{}
+	for _, id := range unknown {
+		switch {
+		case held[id]:
+		case suspects[id]:
+			orphans = append(orphans, id)
+		default:
+			next[id] = true
+		}
+	}
+	clear(suspects)
+	for id := range next {
+		suspects[id] = true
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	e.log.Warn("returning tasks claimed by this client that it is not running (a claim whose reply was lost)", "count", len(orphans))
+	return e.returnTasks(ctx, orphans)
 }
 
 // ExpireDue ends tasks whose TTL passed before they started, and cancels
