@@ -193,14 +193,41 @@ func run() error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	step("5. A schedule: every second, three runs (any started client fires it, each tick once)")
+	if _, err := client.CreateSchedule(ctx, omniq.ScheduleSpec{
+		Name: "digest", Cron: "*/1 * * * * *", MaxRuns: 3, Args: SendEmail{To: "digest@example.com"},
+	}); err != nil {
+		return err
+	}
+	for {
+		sc, err := client.Schedule(ctx, "digest")
+		if err != nil {
+			return err
+		}
+		if sc.Status == omniq.ScheduleExpired {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("schedule digest still %s after 30s (run_count %d)", sc.Status, sc.RunCount)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	q := fmt.Sprintf(`SELECT name, type, cron, coalesce(next_run_at::text, '-'), run_count, status FROM %s`,
+		pgx.Identifier{*schema, "schedules"}.Sanitize())
+	fmt.Println("  " + q)
+	if err := printRows(ctx, pool, q); err != nil {
+		return err
+	}
+
 	stopCtx, stopCancel := context.WithTimeout(ctx, 10*time.Second)
 	defer stopCancel()
 	if err := client.Stop(stopCtx); err != nil {
 		return err
 	}
 
-	step("5. Results, with plain SQL")
-	q := fmt.Sprintf(`SELECT t.kind, t.queue, t.status, t.attempt, coalesce(r.result::text, '-')
+	step("6. Results, with plain SQL")
+	q = fmt.Sprintf(`SELECT t.kind, t.queue, t.status, t.attempt, coalesce(r.result::text, '-')
 FROM %s t LEFT JOIN %s r ON r.task_id = t.id ORDER BY t.created_at, t.id`,
 		pgx.Identifier{*schema, "tasks"}.Sanitize(), pgx.Identifier{*schema, "results"}.Sanitize())
 	fmt.Println("  " + q)
@@ -208,7 +235,7 @@ FROM %s t LEFT JOIN %s r ON r.task_id = t.id ORDER BY t.created_at, t.id`,
 		return err
 	}
 
-	step("6. Events, with plain SQL")
+	step("7. Events, with plain SQL")
 	q = fmt.Sprintf(`SELECT type, kind, queue, attempt, coalesce(error, '') FROM %s ORDER BY id`, pgx.Identifier{*schema, "events"}.Sanitize())
 	fmt.Println("  " + q)
 	return printRows(ctx, pool, q)
