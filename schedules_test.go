@@ -3,12 +3,18 @@ package omniq_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/omniqhq/omniq"
 	"github.com/omniqhq/omniq/internal/pgtest"
+	"github.com/omniqhq/omniq/migrations"
 )
 
 type tickArgs struct {
@@ -342,4 +348,81 @@ func TestSchedulesBadInput(t *testing.T) {
 	if after := stored(); after != before {
 		t.Fatalf("a failed Start changed the table:\n%s\n%s", before, after)
 	}
+}
+
+// TestSchedulesIdleCost measures what 100 idle schedules cost a started
+// client, in transactions per second on a database of its own (so other
+// tests do not count), against the same client with no schedule. It is a
+// measurement, not a check: run it with OMNIQ_MEASURE_IDLE=1 and -v.
+func TestSchedulesIdleCost(t *testing.T) {
+	if os.Getenv("OMNIQ_MEASURE_IDLE") == "" {
+		t.Skip("set OMNIQ_MEASURE_IDLE=1 to measure")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	const dbName = "omniq_idle_measure"
+	_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
+	cfg, err := pgx.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = dbName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Migrate(ctx, conn, "omniq", migrations.Latest()); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	pcfg, err := pgxpool.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.ConnConfig.Database = dbName
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	commits := func() int64 {
+		var n int64
+		if err := admin.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = $1`, dbName).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	measure := func(label string, schedules int) {
+		c, err := omniq.NewClient(pool, &omniq.Config{Schema: "omniq", Log: omniq.LogConfig{Level: "error"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range schedules {
+			if _, err := c.CreateSchedule(ctx, omniq.ScheduleSpec{Name: fmt.Sprintf("%s-%d", label, i), Cron: "0 3 * * *", Args: tickArgs{}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second) // settle; stats reach pg_stat_database with a delay
+		const window = 30 * time.Second
+		before := commits()
+		time.Sleep(window)
+		after := commits()
+		if err := c.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d schedules, %.2f commits/s over %s", label, schedules, float64(after-before)/window.Seconds(), window)
+	}
+	measure("none", 0)
+	measure("idle", 100)
 }
