@@ -161,6 +161,10 @@ SELECT {task_columns} FROM claimed`
 // sqlComplete writes a batch of outcomes: the task transition, the result and
 // the event, in one statement. An outcome applies only while the task is still
 // running the same attempt, so a rescued or cancelled task is not overwritten.
+//
+// The result and event rows read the outcome from the UPDATE's RETURNING
+// rather than joining the updated rows back to the input, two joins fewer
+// whose plans depend on guessed array lengths (see completer.write).
 const sqlComplete = `
 WITH o AS (
 	SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::jsonb[],
@@ -177,14 +181,16 @@ WITH o AS (
 	FROM o
 	WHERE t.id = o.id AND t.status = 'running' AND t.attempt = o.attempt
 	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
-		t.worker_id, t.attempt, t.schedule_id, t.run_at
+		t.worker_id, t.attempt, t.schedule_id, t.run_at,
+		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.result_status,
+		o.error, o.traceback, o.event
 ), res AS (
 	INSERT INTO {results} (task_id, status, result, codec, error, traceback, started_at, completed_at,
 		execution_time, worker_id, attempt, expires_at)
-	SELECT upd.id, o.result_status, o.result, o.result_codec, o.error, o.traceback, upd.started_at,
-		o.finished_at, o.finished_at - upd.started_at, upd.worker_id, upd.attempt,
-		o.finished_at + coalesce(upd.result_ttl, $14::interval)
-	FROM upd JOIN o USING (id)
+	SELECT upd.id, upd.result_status, upd.result, upd.result_codec, upd.error, upd.traceback, upd.started_at,
+		upd.finished_at, upd.finished_at - upd.started_at, upd.worker_id, upd.attempt,
+		upd.finished_at + coalesce(upd.result_ttl, $14::interval)
+	FROM upd
 	WHERE upd.store_result AND upd.status IN ('success', 'error', 'cancelled')
 	ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
 		codec = excluded.codec, error = excluded.error, traceback = excluded.traceback,
@@ -194,21 +200,21 @@ WITH o AS (
 ), ev AS (
 	INSERT INTO {events} (time, type, task_id, kind, queue, worker_id, schedule_id, attempt, execution_time,
 		error, level, data)
-	SELECT o.finished_at, o.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, o.attempt,
-		o.finished_at - upd.started_at, o.error,
-		CASE WHEN o.event IN ('error', 'retry') THEN 'error' WHEN o.event = 'cancelled' THEN 'warning' ELSE 'info' END,
+	SELECT upd.finished_at, upd.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, upd.o_attempt,
+		upd.finished_at - upd.started_at, upd.error,
+		CASE WHEN upd.event IN ('error', 'retry') THEN 'error' WHEN upd.event = 'cancelled' THEN 'warning' ELSE 'info' END,
 		-- At the default level the outcome row is compact: it stands for the
 		-- attempt's executing transition (started_at) and, on the first
 		-- attempt, the task's enqueued one (enqueued_at); see events.Expand.
 		CASE WHEN $15::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object(
-				'enqueued_at', CASE WHEN o.attempt = 1 AND o.attempt_adj = 0 THEN upd.created_at END,
+				'enqueued_at', CASE WHEN upd.o_attempt = 1 AND upd.attempt_adj = 0 THEN upd.created_at END,
 				'started_at', upd.started_at,
-				'run_at', CASE WHEN o.event IN ('retry', 'snoozed') THEN upd.run_at END))
-			WHEN o.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
+				'run_at', CASE WHEN upd.event IN ('retry', 'snoozed') THEN upd.run_at END))
+			WHEN upd.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
 			ELSE '{}'::jsonb END
-	FROM upd JOIN o USING (id)
+	FROM upd
 	WHERE CASE $15::text WHEN 'all' THEN true WHEN 'default' THEN true
-		WHEN 'failures' THEN o.event IN ('error', 'retry', 'cancelled') ELSE false END
+		WHEN 'failures' THEN upd.event IN ('error', 'retry', 'cancelled') ELSE false END
 )
 SELECT id, status FROM upd`
 
@@ -216,10 +222,20 @@ SELECT id, status FROM upd`
 // It runs as its own statement after sqlComplete in the same transaction, so
 // its snapshot sees dependents inserted while the completion waited on their
 // FOR SHARE lock.
+//
+// The dependents are found by one probe of the waiting-dependents GIN index
+// per finished id (the LATERAL with OFFSET 0 keeps the planner from turning
+// it into a scan of all tasks, which it otherwise picks for large batches: a
+// full scan per completion batch).
 const sqlReleaseDeps = `
-WITH rel AS (
+WITH cand AS (
+	SELECT DISTINCT w.id FROM unnest($1::uuid[]) AS c(id)
+	CROSS JOIN LATERAL (
+		SELECT w.id FROM {tasks} w WHERE w.status = 'waiting' AND w.depends_on @> ARRAY[c.id] OFFSET 0) AS w
+), rel AS (
 	UPDATE {tasks} w SET status = 'pending', run_at = greatest(w.run_at, now())
-WHERE w.status = 'waiting' AND w.depends_on && $1::uuid[]
+FROM cand
+WHERE w.id = cand.id AND w.status = 'waiting'
 	AND NOT EXISTS (
 		SELECT 1 FROM {tasks} d WHERE d.id = ANY (w.depends_on)
 			AND CASE WHEN w.run_anyway THEN d.status NOT IN ('success', 'error', 'cancelled', 'expired')
@@ -262,7 +278,7 @@ SELECT ($2::uuid[])[i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', 
 	coalesce(p.callback -> 'args', '{}'), coalesce((p.callback ->> 'priority')::smallint, 0),
 	jsonb_build_object('parent_id', p.id, 'parent_status', p.status, 'parent_result', r.result)
 FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, i)
-JOIN {tasks} p ON p.id = c.id
+CROSS JOIN LATERAL (SELECT * FROM {tasks} p WHERE p.id = c.id LIMIT 1) AS p -- a key lookup per id, never a scan
 LEFT JOIN {results} r ON r.task_id = p.id
 WHERE p.callback IS NOT NULL
 	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
