@@ -32,6 +32,9 @@ type outcome struct {
 	attemptAdj   int
 	event        string
 	queue        string
+	// noCallback is set when the task is known to have no callback, so the
+	// batch need not look for one.
+	noCallback bool
 }
 
 // completer writes outcomes in batches: one round trip per batch for the task
@@ -273,8 +276,20 @@ func validText(s string) string {
 }
 
 func (c *completer) write(ctx context.Context, batch []*outcome) error {
-	return c.e.pool.SendBatch(ctx, c.e.completionBatch(batch)).Close()
+	b := c.e.completionBatch(batch)
+	// Plan the batch's statements for its own arrays every time: the generic
+	// plan a prepared statement falls back to after five runs guesses the
+	// arrays' length and joins the 1,000 outcomes to the running tasks by
+	// nested loop (1,000,000 comparisons; 212 µs/task against 55 µs/task
+	// with custom plans, at 1,000 outcomes per batch). The setting ends with
+	// the batch's implicit transaction.
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: sqlCustomPlans}}, b.QueuedQueries...)
+	return c.e.pool.SendBatch(ctx, b).Close()
 }
+
+// sqlCustomPlans makes the rest of the transaction plan each statement for
+// its parameters.
+const sqlCustomPlans = `SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`
 
 // completionBatch is the one pipelined round trip that records outcomes: the
 // transitions with their results and events, then (each a later statement of
@@ -284,22 +299,23 @@ func (c *completer) write(ctx context.Context, batch []*outcome) error {
 func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	n := len(batch)
 	var (
-		ids        = make([]uuid.UUID, n)
-		attempts   = make([]int32, n)
-		statuses   = make([]string, n)
-		runAts     = make([]*time.Time, n)
-		errs       = make([]*string, n)
-		finished   = make([]time.Time, n)
-		results    = make([]*string, n)
-		resCodecs  = make([]string, n)
-		resStatus  = make([]*string, n)
-		errMsgs    = make([]*string, n)
-		traces     = make([]*string, n)
-		adjs       = make([]int32, n)
-		events     = make([]string, n)
-		terminal   []uuid.UUID
-		failed     []uuid.UUID
-		callbackOf []uuid.UUID
+		ids          = make([]uuid.UUID, n)
+		attempts     = make([]int32, n)
+		statuses     = make([]string, n)
+		runAts       = make([]*time.Time, n)
+		errs         = make([]*string, n)
+		finished     = make([]time.Time, n)
+		results      = make([]*string, n)
+		resCodecs    = make([]string, n)
+		resStatus    = make([]*string, n)
+		errMsgs      = make([]*string, n)
+		traces       = make([]*string, n)
+		adjs         = make([]int32, n)
+		events       = make([]string, n)
+		terminal     []uuid.UUID
+		withCallback []uuid.UUID
+		failed       []uuid.UUID
+		callbackOf   []uuid.UUID
 	)
 	for i, o := range batch {
 		ids[i], attempts[i], statuses[i], runAts[i], finished[i] = o.id, int32(o.attempt), string(o.status), o.runAt, o.finishedAt
@@ -320,7 +336,10 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		adjs[i], events[i] = int32(o.attemptAdj), o.event
 		if o.status.Finished() {
 			terminal = append(terminal, o.id)
-			callbackOf = append(callbackOf, callbackID(o.id))
+			if !o.noCallback {
+				withCallback = append(withCallback, o.id)
+				callbackOf = append(callbackOf, callbackID(o.id))
+			}
 		}
 		if o.status == jobs.StatusError || o.status == jobs.StatusCancelled {
 			failed = append(failed, o.id)
@@ -338,7 +357,9 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	}
 	if len(terminal) > 0 {
 		b.Queue(e.sql.releaseDeps, terminal, e.insertChannel)
-		b.Queue(e.sql.fireCallbacks, terminal, callbackOf, e.insertChannel)
+	}
+	if len(withCallback) > 0 {
+		b.Queue(e.sql.fireCallbacks, withCallback, callbackOf, e.insertChannel)
 	}
 	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(terminal)})
 	var retryQueues []string

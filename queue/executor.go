@@ -43,6 +43,7 @@ func (e *Engine) execute(p *producer, row *jobs.TaskRow) {
 	e.running.Store(row.ID, &execution{cancel: cancel})
 
 	o := e.run(ctx, row)
+	o.noCallback = row.Callback == nil
 
 	e.running.Delete(row.ID)
 	e.completer.add(o)
