@@ -179,7 +179,11 @@ WITH o AS (
 		attempt = t.attempt + o.attempt_adj,
 		errors = CASE WHEN o.err IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(o.err) END
 	FROM o
-	WHERE t.id = o.id AND t.status = 'running' AND t.attempt = o.attempt
+	-- (SELECT 'running') is 'running' that the planner cannot match to the
+	-- partial index tasks_running_idx: with it, the planner hashed every
+	-- running task (all of a backlog: 100,000+) for each batch instead of
+	-- looking up the batch's ids by primary key.
+	WHERE t.id = o.id AND t.status = (SELECT 'running') AND t.attempt = o.attempt
 	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
 		t.worker_id, t.attempt, t.schedule_id, t.run_at,
 		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.result_status,
