@@ -37,6 +37,13 @@ func TestNoGoroutineLeakAcrossStartStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pool.Close()
+		var clients []*omniq.Client
+		defer func() {
+			// On failure too: a client left running would keep pool.Close waiting.
+			for _, c := range clients {
+				_ = c.StopAndCancel(ctx)
+			}
+		}()
 
 		var mu sync.Mutex
 		blockOn := map[int]bool{} // N of tasks that wait for their context
@@ -69,6 +76,7 @@ func TestNoGoroutineLeakAcrossStartStop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			clients = append(clients, c)
 			return c
 		}
 		enqueue := func(c *omniq.Client, n int, block bool) {
@@ -178,10 +186,14 @@ func TestNoGoroutineLeakAcrossStartStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		inserter := client(false)
-		res, err := inserter.Enqueue(ctx, echoArgs{N: -1}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The pool may still hold a connection killed above: the first use of
+		// it fails (the caller sees the error; nothing is written).
+		var res *omniq.EnqueueResult
+		waitFor(t, 10*time.Second, "an enqueue to succeed", func() bool {
+			var err error
+			res, err = inserter.Enqueue(ctx, echoArgs{N: -1}, nil)
+			return err == nil
+		})
 		waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		_, err = inserter.WaitResult(waitCtx, res.ID)
 		cancel()
