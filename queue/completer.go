@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,24 @@ type completer struct {
 	done    chan struct{}
 
 	inflight []*outcome // the batch being written, under mu
+
+	// throttled is set by a producer that skipped a fetch because the
+	// backlog was full; the next flush wakes the producers.
+	throttled atomic.Bool
+}
+
+// backlogFull reports whether outcomes wait to be written faster than the
+// completer writes them: producers then stop claiming until it catches up,
+// so started-but-unrecorded tasks (and the running index) stay bounded.
+func (c *completer) backlogFull() bool {
+	c.mu.Lock()
+	n := len(c.pending)
+	c.mu.Unlock()
+	if n < 10*c.e.cfg.CompleterBatchSize {
+		return false
+	}
+	c.throttled.Store(true)
+	return true
 }
 
 func newCompleter(e *Engine) *completer {
@@ -124,6 +143,9 @@ func (c *completer) run() {
 		c.mu.Lock()
 		more := len(c.pending) > 0
 		c.mu.Unlock()
+		if c.throttled.Swap(false) {
+			c.e.wakeAll()
+		}
 		if more {
 			select {
 			case c.kick <- struct{}{}:

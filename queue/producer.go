@@ -54,6 +54,9 @@ func (p *producer) run(ctx context.Context) {
 	backoff := time.Duration(0)
 	for {
 		free := p.max - int(p.active.Load())
+		if free > 0 && p.e.completer.backlogFull() {
+			free = 0 // woken by the completer's next flush
+		}
 		if free > 0 {
 			n, err := p.fetch(ctx, free)
 			switch {
