@@ -145,6 +145,10 @@ func (b *bench) runThroughput(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	succeeded0, err := b.countSucceeded(ctx)
+	if err != nil {
+		return err
+	}
 	cpu0 := b.cpuNow(ctx)
 	start := time.Now()
 	if err := client.Start(ctx); err != nil {
@@ -170,7 +174,7 @@ func (b *bench) runThroughput(ctx context.Context) error {
 loop:
 	for i := 0; ; i++ {
 		if o.duration > 0 && time.Duration(i)*progressPeriod >= o.duration {
-			end = time.Unix(0, w.last.Load())
+			end = time.Now()
 			break
 		}
 		worked, ins := w.worked.Load(), inserted.Load()
@@ -180,7 +184,7 @@ loop:
 		if i == 0 {
 			period = 0
 		}
-		b.printf("bench: jobs worked [ %10d ], inserted [ %10d ], job/sec [ %10.1f ] [%s] latency p50=%s p99=%s\n",
+		b.printf("bench: jobs started [ %10d ], inserted [ %10d ], job/sec [ %10.1f ] [%s] latency p50=%s p99=%s\n",
 			worked-lastWorked, ins-lastInserted, float64(worked-lastWorked)/progressPeriod.Seconds(), period,
 			ms(d.Quantile(0.50)), ms(d.Quantile(0.99)))
 		lastWorked, lastInserted, lastLat = worked, ins, lat
@@ -200,8 +204,17 @@ loop:
 		case <-tick.C:
 		}
 	}
-	worked := w.worked.Load()
+	// Jobs worked are jobs whose completion committed, as river bench
+	// counts them: all of them in -n mode, counted in the table otherwise.
 	clientCPU, serverCPU := b.cpuNow(ctx).since(cpu0)
+	worked := int64(o.n)
+	if o.n == 0 {
+		n, err := b.countSucceeded(ctx)
+		if err != nil {
+			return err
+		}
+		worked = n - succeeded0
+	}
 	stopInserting()
 	inserter.Wait()
 	if err := stop(); err != nil {
@@ -247,4 +260,14 @@ func (b *bench) printCPU(client, server time.Duration, n int64, elapsed time.Dur
 	per := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
 	b.printf("bench: cpu per task: client %.1fµs, server %.1fµs, total %.1fµs (%.2f cores busy of the run's %s)\n",
 		per(client), per(server), per(client+server), float64(client+server)/float64(elapsed), elapsed.Round(time.Millisecond))
+}
+
+// countSucceeded counts the tasks whose success has committed.
+func (b *bench) countSucceeded(ctx context.Context) (int64, error) {
+	var n int64
+	q := `SELECT count(*) FROM ` + pgx.Identifier{b.o.schema, "tasks"}.Sanitize() + ` WHERE status = 'success'`
+	if err := b.pool.QueryRow(ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count finished tasks: %w", err)
+	}
+	return n, nil
 }
