@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,24 +81,59 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	num := 0
-	var call histogram
+	var (
+		call  histogram
+		done  atomic.Int64
+		next  atomic.Int64 // tasks handed out
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
 	cpu0 := b.cpuNow(ctx)
 	start := time.Now()
-	next := start.Add(progressPeriod)
-	for left := o.enqueueMany; left > 0; {
-		k := min(left, o.batch)
-		t0 := time.Now()
-		if err := b.insert(ctx, client, k, &num); err != nil {
-			return fmt.Errorf("enqueue many: %w", err)
+	stopProgress := make(chan struct{})
+	go func() {
+		t := time.NewTicker(progressPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case now := <-t.C:
+				b.printf("bench: enqueued [ %10d ] %.0f tasks/s\n", done.Load(), float64(done.Load())/now.Sub(start).Seconds())
+			}
 		}
-		call.Record(time.Since(t0))
-		left -= k
-		if now := time.Now(); now.After(next) {
-			next = now.Add(progressPeriod)
-			b.printf("bench: enqueued [ %10d ] %.0f tasks/s\n", num, float64(num)/now.Sub(start).Seconds())
-		}
+	}()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				hi := next.Add(int64(o.batch))
+				lo := hi - int64(o.batch)
+				if lo >= int64(o.enqueueMany) {
+					return
+				}
+				k := int(min(hi, int64(o.enqueueMany)) - lo)
+				num := int(lo)
+				t0 := time.Now()
+				if err := b.insert(ctx, client, k, &num); err != nil {
+					errMu.Lock()
+					first = cmp.Or(first, err)
+					errMu.Unlock()
+					return
+				}
+				call.Record(time.Since(t0))
+				done.Add(int64(k))
+			}
+		}()
 	}
+	wg.Wait()
+	close(stopProgress)
+	if first != nil {
+		return fmt.Errorf("enqueue many: %w", first)
+	}
+	num := int(done.Load())
 	elapsed := time.Since(start)
 	clientCPU, serverCPU := b.cpuNow(ctx).since(cpu0)
 	var rows int64
@@ -104,8 +142,8 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 		return fmt.Errorf("count: %w", err)
 	}
 	c := call.Snapshot()
-	b.printf("bench: EnqueueMany total=%d batch=%d rows_in_table=%d elapsed=%s overall tasks/s [ %10.1f ] call p50=%s p99=%s\n",
-		num, o.batch, rows, elapsed.Round(time.Millisecond), float64(num)/elapsed.Seconds(), ms(c.Quantile(0.5)), ms(c.Quantile(0.99)))
+	b.printf("bench: EnqueueMany total=%d batch=%d concurrency=%d rows_in_table=%d elapsed=%s overall tasks/s [ %10.1f ] call p50=%s p99=%s\n",
+		num, o.batch, o.concurrency, rows, elapsed.Round(time.Millisecond), float64(num)/elapsed.Seconds(), ms(c.Quantile(0.5)), ms(c.Quantile(0.99)))
 	b.printCPU(clientCPU, serverCPU, int64(num), elapsed)
 	return nil
 }

@@ -40,6 +40,7 @@ type options struct {
 	latencyEvery  time.Duration
 	enqueueMany   int
 	batch         int
+	concurrency   int
 	workers       int
 	fetchCooldown time.Duration
 	pollInterval  time.Duration
@@ -81,6 +82,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.latencyEvery, "latency-every", 20*time.Millisecond, "gap between tasks in --latency mode")
 	fs.IntVar(&o.enqueueMany, "enqueue-many", 0, "measure EnqueueMany of `N` small tasks (no client started)")
 	fs.IntVar(&o.batch, "batch", 5000, "tasks per EnqueueMany call (inserts of -n, --duration, --enqueue-many)")
+	fs.IntVar(&o.concurrency, "concurrency", 1, "EnqueueMany calls in flight at once in --enqueue-many mode (each its own transaction)")
 	fs.IntVar(&o.workers, "workers", 2000, "workers of the default queue (river bench uses 2,000); --latency defaults to 100")
 	fs.DurationVar(&o.fetchCooldown, "fetch-cooldown", 2*time.Millisecond, "Config.FetchCooldown (river bench uses 2ms); --latency defaults to OmniQ's default")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 20*time.Millisecond, "Config.FetchPollInterval (river bench uses 20ms); --latency defaults to OmniQ's default")
@@ -118,6 +120,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--events %q: want all, default, failures or none", o.events)
 	case o.batch < 1:
 		return nil, errors.New("--batch must be at least 1")
+	case o.concurrency < 1:
+		return nil, errors.New("--concurrency must be at least 1")
 	case o.workers < 1:
 		return nil, errors.New("--workers must be at least 1")
 	}
