@@ -52,12 +52,14 @@ func (p *producer) run(ctx context.Context) {
 	poll := time.NewTicker(p.e.cfg.FetchPollInterval)
 	defer poll.Stop()
 	backoff := time.Duration(0)
+	var last time.Time // start of the last fetch
 	for {
 		free := p.max - int(p.active.Load())
 		if free > 0 && p.e.completer.backlogFull() {
 			free = 0 // woken by the completer's next flush
 		}
 		if free > 0 {
+			last = time.Now()
 			n, err := p.fetch(ctx, free)
 			switch {
 			case ctx.Err() != nil:
@@ -88,7 +90,10 @@ func (p *producer) run(ctx context.Context) {
 		case <-p.wakeCh:
 		case <-poll.C:
 		}
-		if !sleep(ctx, p.e.cfg.FetchCooldown) {
+		// FetchCooldown is the shortest gap between fetches, not a delay
+		// after every wake-up: a task enqueued on an idle queue starts at
+		// once.
+		if !sleep(ctx, time.Until(last.Add(p.e.cfg.FetchCooldown))) {
 			return
 		}
 	}
