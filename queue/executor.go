@@ -74,7 +74,7 @@ func (e *Engine) run(ctx context.Context, row *jobs.TaskRow) *outcome {
 	err = safeWork(workCtx, r)
 	finished := time.Now()
 	if err == nil {
-		return e.succeeded(row, r, start, finished)
+		return e.succeeded(row, r, finished)
 	}
 	if cause := context.Cause(ctx); cause != nil {
 		switch {
@@ -116,7 +116,7 @@ func (e *Engine) decodeArgs(codecName string, stored []byte, v any) error {
 	return e.codec.Decode(codecName, data, v)
 }
 
-func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, start, finished time.Time) *outcome {
+func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, finished time.Time) *outcome {
 	o := &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: finished,
 		resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
 	if v, ok := r.Result(); ok && row.StoreResult {
@@ -126,7 +126,6 @@ func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, start, finished t
 		}
 		o.result, o.resultCodec = e.codec.ToJSONB(name, data), name
 	}
-	_ = start
 	return o
 }
 
