@@ -5,15 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/omniqhq/omniq"
-	"github.com/omniqhq/omniq/internal/pgtest"
-	"github.com/omniqhq/omniq/migrations"
 )
 
 type Report struct {
@@ -21,33 +15,6 @@ type Report struct {
 }
 
 func (Report) Kind() string { return "report" }
-
-// exampleDB migrates a fresh schema for an example and returns a pool on it
-// and a function that drops it.
-func exampleDB(ctx context.Context) (*pgxpool.Pool, string, func()) {
-	url := os.Getenv("OMNIQ_TEST_DATABASE_URL")
-	if url == "" {
-		url = pgtest.LocalURL
-	}
-	schema := pgtest.NewSchemaName()
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		log.Fatal(err)
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = migrations.Migrate(ctx, conn.Conn(), schema, migrations.Latest())
-	conn.Release()
-	if err != nil {
-		log.Fatal(err)
-	}
-	return pool, schema, func() {
-		_, _ = pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		pool.Close()
-	}
-}
 
 // Schedules are rows: declare them in Config (upserted by name at Start) or
 // create them at run time. Any started client fires them, each tick once.
