@@ -6,11 +6,58 @@
 //	omniq-bench --duration 30s       insert (keeping ≥75,000 available) and work for 30s
 //	omniq-bench --latency 20s        idle queue: one task every 20ms, enqueue-to-start latency
 //	omniq-bench --enqueue-many 1000000   EnqueueMany throughput (no client started)
+//	omniq-bench --phases clean:10m,idle-in-tx:10m,readers:10m,recovery:5m   long-horizon run
 //
 // Progress is printed every 2s; the last lines give `overall jobs/s` and the
 // enqueue-to-start latency percentiles. The schema (--schema, default
 // omniq_bench) is migrated, and its tables, and no others, are truncated
 // before each run.
+//
+// # Long-horizon mode
+//
+// --phases runs a fixed offered load through phases that hold back vacuum,
+// to show whether claim latency and throughput stay flat while dead tuples
+// pile up. Every 10ms an enqueuer inserts with EnqueueMany what --rate
+// (default 1000 tasks/s) owes since the start; --workers (default 8 here)
+// each sleep --work-time (default 1ms) per task and record enqueue-to-start
+// ("claim") latency in bounded histograms. The phases:
+//
+//	clean        nothing extra
+//	idle-in-tx   a separate connection runs BEGIN; SELECT txid_current(); and
+//	             sits idle for the phase, then ROLLBACK
+//	readers      two separate connections, staggered by half of --reader-tx
+//	             (default 30s), each repeating a REPEATABLE READ transaction of
+//	             --reader-tx that counts every OmniQ table once a second: the
+//	             horizon is always pinned, but moves
+//	recovery     nothing extra; with --vacuum-at-recovery (the default when
+//	             autovacuum is off) a VACUUM (ANALYZE) of the OmniQ tables at
+//	             its start stands in for autovacuum
+//
+// Every --interval (default 5s) one line gives the elapsed time, the phase,
+// the offered, enqueued and completed rates, claim p50/p95/p99, the queue
+// depth (pending and retry tasks), and each OmniQ table's n_dead_tup and
+// size (tasks: heap with toast, and its indexes apart), then the age of the
+// oldest xid or xmin of the database's backends ("held" when the phase's own
+// horizon holder was seen holding it). Completed is what was enqueued and is
+// no longer pending, retry or running. At the end, a summary per phase, and
+// for recovery how long until an interval's p95 came back within 10% of the
+// clean phase's p95. --csv FILE writes one row per interval with the header
+// shared with the River program that runs the same phases:
+//
+//	elapsed_s,phase,offered_per_s,enqueued_per_s,completed_per_s,claim_p50_ms,claim_p95_ms,claim_p99_ms,depth,hot_dead_tuples,hot_table_bytes,hot_index_bytes,all_dead_tuples,all_bytes
+//
+// (hot = tasks: pg_table_size and pg_indexes_size; all = every OmniQ table,
+// pg_total_relation_size summed), which cmd/omniq-plot draws. The client
+// keeps OmniQ's defaults but --finished-retention (1m here, so hours of
+// history do not grow tasks), --results and --events; the pool gets 10
+// connections (--max-conns). --autovacuum on|off sets autovacuum with ALTER
+// SYSTEM and pg_reload_conf() for the run and restores the previous
+// postgresql.auto.conf entry at its end, also on Ctrl-C or error; the default,
+// as-is, leaves the server alone. The setting the run had is printed, with
+// shared_buffers.
+//
+//	omniq-bench --phases clean:10m,idle-in-tx:10m,recovery:5m --autovacuum on --csv omniq.csv
+//	omniq-plot -o long.png omniq.csv river.csv
 package main
 
 import (
@@ -53,6 +100,19 @@ type options struct {
 	completerSize int
 	completerWait time.Duration
 	cpuProfile    string
+
+	// Long-horizon mode (--phases).
+	phasesFlag          string
+	phases              []phase
+	rate                int
+	workTime            time.Duration
+	interval            time.Duration
+	csvPath             string
+	finishedRetention   time.Duration
+	autovacuum          string
+	vacuumAtRecovery    bool
+	vacuumAtRecoverySet bool // else it follows the autovacuum setting the run has
+	readerTx            time.Duration
 }
 
 func main() {
@@ -95,6 +155,15 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.completerSize, "completer-batch", 0, "Config.CompleterBatchSize (0: default)")
 	fs.DurationVar(&o.completerWait, "completer-flush", 0, "Config.CompleterFlushInterval (0: default)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to `file`")
+	fs.StringVar(&o.phasesFlag, "phases", "", "long-horizon mode: `PHASES` such as clean:10m,idle-in-tx:10m,readers:10m,recovery:5m")
+	fs.IntVar(&o.rate, "rate", 1000, "--phases: offered tasks/s")
+	fs.DurationVar(&o.workTime, "work-time", time.Millisecond, "--phases: each task's work (the worker sleeps it)")
+	fs.DurationVar(&o.interval, "interval", 5*time.Second, "--phases: report interval")
+	fs.StringVar(&o.csvPath, "csv", "", "--phases: write one row per interval to `FILE`")
+	fs.DurationVar(&o.finishedRetention, "finished-retention", 0, "Config.FinishedRetention (0: the default; --phases defaults to 1m)")
+	fs.StringVar(&o.autovacuum, "autovacuum", "as-is", "--phases: on|off|as-is; on/off is set with ALTER SYSTEM for the run and restored at its end")
+	fs.BoolVar(&o.vacuumAtRecovery, "vacuum-at-recovery", false, "--phases: VACUUM (ANALYZE) the OmniQ tables when recovery starts (default: when autovacuum is off)")
+	fs.DurationVar(&o.readerTx, "reader-tx", 30*time.Second, "--phases: length of each REPEATABLE READ transaction of the readers phase")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -104,14 +173,14 @@ func parseFlags(args []string) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	modes := 0
-	for _, m := range []bool{o.n > 0, o.duration > 0, o.latency > 0, o.enqueueMany > 0} {
+	for _, m := range []bool{o.n > 0, o.duration > 0, o.latency > 0, o.enqueueMany > 0, o.phasesFlag != ""} {
 		if m {
 			modes++
 		}
 	}
 	switch {
 	case modes > 1:
-		return nil, errors.New("give one of -n, --duration, --latency, --enqueue-many")
+		return nil, errors.New("give one of -n, --duration, --latency, --enqueue-many, --phases")
 	case o.n < 0 || o.enqueueMany < 0 || o.duration < 0 || o.latency < 0:
 		return nil, errors.New("-n, --enqueue-many, --duration and --latency must not be negative")
 	case o.results != "on" && o.results != "off":
@@ -124,6 +193,51 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--concurrency must be at least 1")
 	case o.workers < 1:
 		return nil, errors.New("--workers must be at least 1")
+	case o.finishedRetention < 0:
+		return nil, errors.New("--finished-retention must not be negative")
+	}
+	if o.phasesFlag == "" {
+		for _, name := range []string{"rate", "work-time", "interval", "csv", "autovacuum", "vacuum-at-recovery", "reader-tx"} {
+			if set[name] {
+				return nil, fmt.Errorf("--%s applies only with --phases", name)
+			}
+		}
+	} else {
+		var err error
+		if o.phases, err = parsePhases(o.phasesFlag); err != nil {
+			return nil, err
+		}
+		switch {
+		case o.rate < 1:
+			return nil, errors.New("--rate must be at least 1")
+		case o.workTime < 0:
+			return nil, errors.New("--work-time must not be negative")
+		case o.interval <= 0:
+			return nil, errors.New("--interval must be positive")
+		case o.readerTx < time.Second:
+			return nil, errors.New("--reader-tx must be at least 1s")
+		case o.autovacuum != "on" && o.autovacuum != "off" && o.autovacuum != "as-is":
+			return nil, fmt.Errorf("--autovacuum %q: want on, off or as-is", o.autovacuum)
+		}
+		o.vacuumAtRecoverySet = set["vacuum-at-recovery"]
+		// Default configuration but for a short history, so a run of hours
+		// keeps tasks at a steady size; a pool that the enqueuer and the
+		// client's loops do not queue on.
+		if !set["workers"] {
+			o.workers = 8
+		}
+		if !set["fetch-cooldown"] {
+			o.fetchCooldown = 0
+		}
+		if !set["poll-interval"] {
+			o.pollInterval = 0
+		}
+		if !set["finished-retention"] {
+			o.finishedRetention = time.Minute
+		}
+		if !set["max-conns"] {
+			o.maxConns = 10
+		}
 	}
 	if o.latency > 0 {
 		// An idle queue is measured with the client's own defaults.
@@ -146,7 +260,7 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-func run(ctx context.Context, o *options, out *os.File) error {
+func run(ctx context.Context, o *options, out *os.File) (err error) {
 	pcfg, err := pgxpool.ParseConfig(o.databaseURL)
 	if err != nil {
 		return fmt.Errorf("database URL: %w", err)
@@ -164,10 +278,26 @@ func run(ctx context.Context, o *options, out *os.File) error {
 		return err
 	}
 	b := &bench{o: o, pool: pool, out: out}
+	if o.phasesFlag != "" {
+		restore, err := b.autovacuum(ctx)
+		defer func() {
+			if rerr := restore(); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}()
+		if err != nil {
+			return err
+		}
+	}
 	if err := b.describe(ctx); err != nil {
 		return err
 	}
 	switch {
+	case o.phasesFlag != "":
+		if err := b.describePhases(ctx); err != nil {
+			return err
+		}
+		return b.runPhases(ctx)
 	case o.enqueueMany > 0:
 		return b.runEnqueueMany(ctx)
 	case o.latency > 0:
@@ -293,6 +423,7 @@ func (b *bench) newClient(w omniq.Worker[BenchArgs]) (*omniq.Client, error) {
 		FetchPollInterval:      b.o.pollInterval,
 		CompleterBatchSize:     b.o.completerSize,
 		CompleterFlushInterval: b.o.completerWait,
+		FinishedRetention:      b.o.finishedRetention,
 		Log:                    omniq.LogConfig{Level: "warn"},
 	})
 }
