@@ -51,7 +51,7 @@ func ExampleInsertOpts_runAt() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(task.Status, task.RunAt.Equal(runAt.Truncate(time.Microsecond)))
+	fmt.Println(res.Status, task.RunAt.Equal(runAt.Truncate(time.Microsecond))) // stored to the microsecond
 	fmt.Println("ran on time:", !(<-ran).Before(runAt))
 	// Output:
 	// pending true
