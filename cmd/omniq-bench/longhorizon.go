@@ -553,17 +553,19 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) {
 	r.maxDepth = max(r.maxDepth, s.depth)
 	r.maxHotDead = max(r.maxHotDead, s.hotDead)
 	if r.name == phaseRecovery && !r.recovered && d.Count() > 0 {
-		if clean := lh.cleanP95(); clean > 0 && float64(p95) <= 1.1*float64(clean) {
+		if clean := lh.cleanP95(len(lh.results) - 1); clean > 0 && float64(p95) <= 1.1*float64(clean) {
 			r.recovered = true
 			r.recoveredAfter = s.at.Sub(r.first.at)
 		}
 	}
 }
 
-// cleanP95 is the first clean phase's p95, or 0 if none ran.
-func (lh *longHorizon) cleanP95() time.Duration {
-	for i, r := range lh.results {
-		if r.name == phaseClean && r.last != nil {
+// cleanP95 is the p95 of the last clean phase before phase number before,
+// or 0 if none ran. The last, so that a short clean phase first can serve as
+// warm-up: clean:30s,clean:10m,...
+func (lh *longHorizon) cleanP95(before int) time.Duration {
+	for i := before - 1; i >= 0; i-- {
+		if r := lh.results[i]; r.name == phaseClean && r.last != nil {
 			return lh.w.byPhase[i].Snapshot().Quantile(0.95)
 		}
 	}
@@ -591,7 +593,7 @@ func (lh *longHorizon) summary() {
 			msf(h.Quantile(0.50)), msf(h.Quantile(0.95)), msf(h.Quantile(0.99)), r.maxDepth, r.maxHotDead, hot, r.last.allBytes-hot)
 		lh.printf("bench: summary %-10s tasks %s + indexes %s, other tables %s\n", r.name, bytesH(r.last.hotTable), bytesH(r.last.hotIndex), bytesH(r.last.allBytes-hot))
 	}
-	for _, r := range lh.results {
+	for i, r := range lh.results {
 		if r.last == nil {
 			continue
 		}
@@ -603,7 +605,7 @@ func (lh *longHorizon) summary() {
 			}
 			lh.printf("\n")
 		case phaseRecovery:
-			clean := lh.cleanP95()
+			clean := lh.cleanP95(i)
 			switch {
 			case clean == 0:
 				lh.printf("bench: recovery: no clean phase to compare p95 with\n")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +58,38 @@ func TestFlags(t *testing.T) {
 		{"--events", "some"},
 		{"--workers", "0"},
 		{"extra"},
+		{"--phases", "clean:1s", "-n", "5"},
+		{"--phases", "clean"},
+		{"--phases", "clean:0s"},
+		{"--phases", "clean:1s,"},
+		{"--phases", "clean:1s", "--rate", "0"},
+		{"--phases", "clean:1s", "--interval", "0s"},
+		{"--phases", "clean:1s", "--work-time", "-1ms"},
+		{"--phases", "clean:1s", "--autovacuum", "maybe"},
+		{"--phases", "clean:1s", "--reader-tx", "10ms"},
+		{"--phases", "clean:1s", "--finished-retention", "-1s"},
+		{"--rate", "100"},
+		{"--csv", "x.csv"},
+		{"--autovacuum", "on"},
 	} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
+	}
+	_, err := parseFlags([]string{"--phases", "clean:10s,vacuum-storm:5s,recovery:5s"})
+	if err == nil || !strings.Contains(err.Error(), `"vacuum-storm:5s"`) {
+		t.Errorf("unknown phase: error %v, want it to name the bad part", err)
+	}
+	lh, err := parseFlags([]string{"--phases", " clean:10m, idle-in-tx:10m,readers:1m30s,recovery:5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formatPhases(lh.phases); got != "clean:10m0s,idle-in-tx:10m0s,readers:1m30s,recovery:5m0s" {
+		t.Errorf("phases %s", got)
+	}
+	if lh.workers != 8 || lh.rate != 1000 || lh.workTime != time.Millisecond || lh.interval != 5*time.Second ||
+		lh.finishedRetention != time.Minute || lh.autovacuum != "as-is" || lh.vacuumAtRecoverySet || lh.fetchCooldown != 0 {
+		t.Errorf("--phases defaults: %+v", lh)
 	}
 	o, err := parseFlags([]string{"--latency", "1s"})
 	if err != nil {
@@ -92,3 +122,86 @@ func TestHistogram(t *testing.T) {
 }
 
 func timeMs(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// TestPhases runs a 20-second long-horizon run, so the mode cannot rot. It
+// checks the per-interval lines, the CSV rows of every phase, the per-phase
+// summary, and that the idle-in-tx and readers connections really held the
+// horizon (their xid or xmin was seen while the phase ran), not how fast it
+// is. It leaves autovacuum as it is and asks for the recovery VACUUM, so it
+// does not depend on the server's setting.
+func TestPhases(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	schema := pgtest.NewSchemaName()
+	t.Cleanup(func() { pgtest.DropSchema(t, url, schema) })
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "lh.csv")
+	o, err := parseFlags([]string{"--phases", "clean:5s,idle-in-tx:5s,readers:5s,recovery:5s", "--rate", "200", "--interval", "1s",
+		"--reader-tx", "2s", "--vacuum-at-recovery", "--csv", csvPath, "--database-url", url, "--schema", schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, o, f); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.Name())
+	out := string(b)
+	t.Logf("output:\n%s", out)
+
+	for _, want := range []string{"ran with autovacuum=", "shared_buffers=", "finished_retention=1m0s",
+		"] idle-in-tx  offered", "claim p50 ", "tasks dead ", "| results dead ", "VACUUM (ANALYZE) done in",
+		"bench: recovery: interval p95 back within 10% of clean's"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, p := range []string{"clean", "idle-in-tx", "readers", "recovery"} {
+		if !regexp.MustCompile(`(?m)^bench: summary ` + regexp.QuoteMeta(p) + ` +\d+s +\d+ +\d+ +[\d.]+% `).MatchString(out) {
+			t.Errorf("no summary row for phase %s", p)
+		}
+	}
+	for _, p := range []string{"idle-in-tx", "readers"} {
+		m := regexp.MustCompile(`(?m)^bench: ` + p + `: horizon held by .* in (\d+) of (\d+) samples`).FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("no horizon line for %s", p)
+			continue
+		}
+		if held, _ := strconv.Atoi(m[1]); held == 0 {
+			t.Errorf("%s: the horizon was never seen held (%s of %s samples)", p, m[1], m[2])
+		}
+	}
+
+	csvBytes, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(csvBytes)), "\n")
+	if lines[0] != csvHeader {
+		t.Errorf("csv header %q", lines[0])
+	}
+	rows := map[string][][]string{}
+	for _, l := range lines[1:] {
+		cols := strings.Split(l, ",")
+		if len(cols) != 14 {
+			t.Fatalf("csv row %q: %d columns", l, len(cols))
+		}
+		rows[cols[1]] = append(rows[cols[1]], cols)
+	}
+	for _, p := range []string{"clean", "idle-in-tx", "readers", "recovery"} {
+		if len(rows[p]) == 0 {
+			t.Errorf("no csv rows for phase %s", p)
+		}
+	}
+	// Dead tuples of tasks during idle-in-tx: reported, not asserted, since
+	// the count depends on how many row versions the engine writes per task.
+	if r := rows["idle-in-tx"]; len(r) > 0 {
+		t.Logf("idle-in-tx: tasks dead tuples %s at its first row, %s at its last", r[0][9], r[len(r)-1][9])
+	}
+}
