@@ -52,7 +52,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 			for done := 0; done < b.N; {
 				n := min(c.batch, b.N-done)
 				t0 := time.Now()
-				rows, err := db.Pool.Query(ctx, e.sql.claim, DefaultQueue, n, e.cfg.ID, c.events == EventsAll)
+				rows, err := db.Pool.Query(ctx, e.sql.claim[0], DefaultQueue, n, e.cfg.ID, c.events == EventsAll)
 				if err != nil {
 					b.Fatal(err)
 				}

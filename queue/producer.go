@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +30,38 @@ type producer struct {
 	wakeCh  chan struct{}
 	log     *slog.Logger
 	levelEv bool // write 'executing' events
+
+	// Claim cursors, used only by run's goroutine: see claimLocked.
+	cursors   []cursor  // by priority, descending; at most maxCursors
+	dbNow     time.Time // the database clock at the last claim (its started_at)
+	nextReset time.Time // when the next claim scans every range from its start
 }
+
+// cursor is the index position (run_at, id) of the last task a producer
+// claimed at one priority. Every runnable task of that priority sits after
+// it, except one that became runnable with an older run_at: enqueued in a
+// transaction that committed late, or given a run_at in the past. The claim
+// therefore starts cursorLookback before the cursor's time when that is
+// earlier, and every so often scans from the start of each range (reset).
+type cursor struct {
+	priority int16
+	runAt    time.Time
+	id       uuid.UUID
+	used     time.Time // when a claim last advanced it
+}
+
+const (
+	// cursorLookback covers tasks whose transaction committed up to this
+	// long after it began.
+	cursorLookback = time.Second
+	// A full scan (reset) runs at least every cursorResetMin, and at most
+	// as often as keeps its own cost under 2% of the time: when a pinned
+	// xmin horizon makes it walk many dead entries, resets space out, up to
+	// cursorResetMax. A task that slipped behind a cursor waits at most that.
+	cursorResetMin    = 2 * time.Second
+	cursorResetMax    = 30 * time.Second
+	cursorResetFactor = 50
+)
 
 func newProducer(e *Engine, queue string, max int) *producer {
 	return &producer{
@@ -101,11 +134,7 @@ func (p *producer) run(ctx context.Context) {
 
 // fetch claims up to n tasks and starts them.
 func (p *producer) fetch(ctx context.Context, n int) (int, error) {
-	rows, err := p.e.pool.Query(ctx, p.e.sql.claim, p.queue, n, p.e.cfg.ID, p.levelEv)
-	if err != nil {
-		return 0, err
-	}
-	claimed, err := pgx.CollectRows(rows, scanTask)
+	claimed, err := p.claim(ctx, n)
 	if err != nil {
 		return 0, err
 	}
@@ -115,6 +144,78 @@ func (p *producer) fetch(ctx context.Context, n int) (int, error) {
 		go p.e.execute(p, row)
 	}
 	return len(claimed), nil
+}
+
+// claim moves up to n tasks to running and advances the cursors past them.
+func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
+	start := time.Now()
+	reset := !start.Before(p.nextReset)
+	if reset {
+		p.cursors = p.cursors[:0]
+	}
+	sql, args := p.claimStatement(n)
+	rows, err := p.e.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := pgx.CollectRows(rows, scanTask)
+	if err != nil {
+		return nil, err
+	}
+	if reset {
+		took := time.Since(start)
+		p.nextReset = start.Add(min(max(cursorResetFactor*took, cursorResetMin), cursorResetMax))
+	}
+	p.advance(claimed)
+	return claimed, nil
+}
+
+// claimStatement is the claim of up to n tasks from the current cursors.
+func (p *producer) claimStatement(n int) (string, []any) {
+	args := make([]any, 0, 4+3*len(p.cursors))
+	args = append(args, p.queue, n, p.e.cfg.ID, p.levelEv)
+	floor := p.dbNow.Add(-cursorLookback)
+	for _, c := range p.cursors {
+		if c.runAt.Before(floor) {
+			args = append(args, c.priority, c.runAt, c.id)
+		} else {
+			args = append(args, c.priority, floor, uuid.Nil)
+		}
+	}
+	return p.e.sql.claim[len(p.cursors)], args
+}
+
+// advance moves the cursors past the tasks just claimed.
+func (p *producer) advance(claimed []*jobs.TaskRow) {
+	for _, t := range claimed {
+		if t.StartedAt != nil && t.StartedAt.After(p.dbNow) {
+			p.dbNow = *t.StartedAt
+		}
+		prio := int16(t.Priority)
+		i := 0
+		for i < len(p.cursors) && p.cursors[i].priority > prio {
+			i++
+		}
+		if i < len(p.cursors) && p.cursors[i].priority == prio {
+			c := &p.cursors[i]
+			if t.RunAt.After(c.runAt) || (t.RunAt.Equal(c.runAt) && bytes.Compare(t.ID[:], c.id[:]) > 0) {
+				c.runAt, c.id = t.RunAt, t.ID
+			}
+			c.used = p.dbNow
+			continue
+		}
+		p.cursors = slices.Insert(p.cursors, i, cursor{priority: prio, runAt: t.RunAt, id: t.ID, used: p.dbNow})
+		if len(p.cursors) > maxCursors {
+			// Forget the least recently used: its range is scanned whole.
+			lru := 0
+			for j := range p.cursors {
+				if p.cursors[j].used.Before(p.cursors[lru].used) {
+					lru = j
+				}
+			}
+			p.cursors = slices.Delete(p.cursors, lru, lru+1)
+		}
+	}
 }
 
 // done is called by an executor when its task's outcome is handed in.

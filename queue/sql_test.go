@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -29,8 +30,18 @@ func TestStatementsPrepare(t *testing.T) {
 		if f.Name == "schema" {
 			continue
 		}
-		if _, err := conn.Conn().Prepare(ctx, f.Name, v.Field(i).String()); err != nil {
-			t.Errorf("statement %s: %v", f.Name, err)
+		texts := []string{}
+		if fv := v.Field(i); fv.Kind() == reflect.Array {
+			for j := 0; j < fv.Len(); j++ {
+				texts = append(texts, fv.Index(j).String())
+			}
+		} else {
+			texts = append(texts, fv.String())
+		}
+		for j, text := range texts {
+			if _, err := conn.Conn().Prepare(ctx, fmt.Sprintf("%s_%d", f.Name, j), text); err != nil {
+				t.Errorf("statement %s[%d]: %v", f.Name, j, err)
+			}
 		}
 	}
 }
