@@ -118,17 +118,14 @@ type sample struct {
 // phaseResult accumulates one phase's summary.
 type phaseResult struct {
 	phase
-	first, last             *sample // at the phase's start and end
-	maxDepth, maxHotDead    int64
-	samples, heldSamples    int
-	holder                  string // who held the horizon
-	recoveredAfter          time.Duration
-	recovered               bool
-	readerTxs, readerScans  atomic.Int64
-	vacuumed                string
-	p50, p95, p99           time.Duration
-	claimCount              int64
-	hotBytesEnd, otherBytes int64
+	first, last            *sample // at the phase's start and end
+	maxDepth, maxHotDead   int64
+	samples, heldSamples   int
+	holder                 string // who held the horizon
+	recoveredAfter         time.Duration
+	recovered              bool
+	readerTxs, readerScans atomic.Int64
+	vacuumed               string
 }
 
 type longHorizon struct {
@@ -222,7 +219,7 @@ func (b *bench) runPhases(ctx context.Context) (err error) {
 			select {
 			case <-ctx.Done():
 			case err = <-enqErr:
-				if err == nil {
+				if err == nil && ctx.Err() == nil {
 					err = errors.New("enqueuer stopped")
 				}
 			case <-tm.C:
@@ -233,10 +230,14 @@ func (b *bench) runPhases(ctx context.Context) (err error) {
 			}
 			s, serr := lh.sample(ctx, pids)
 			if serr != nil {
-				err = serr
+				if ctx.Err() == nil { // else interrupted: summarise what ran
+					err = serr
+				}
 				break
 			}
-			lh.report(r, prev, s)
+			if err = lh.report(r, prev, s); err != nil {
+				break
+			}
 			prev = s
 			if !next.Before(phaseEnd) {
 				break
@@ -514,7 +515,7 @@ func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error
 }
 
 // report prints one interval's line and CSV row, and folds it into r.
-func (lh *longHorizon) report(r *phaseResult, prev, s *sample) {
+func (lh *longHorizon) report(r *phaseResult, prev, s *sample) error {
 	dt := s.at.Sub(prev.at).Seconds()
 	rate := func(a, b int64) float64 { return float64(a-b) / dt }
 	d := s.lat.Sub(prev.lat)
@@ -540,9 +541,12 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) {
 	}
 	lh.printf("%s\n", line.String())
 	if lh.csv != nil {
-		fmt.Fprintf(lh.csv, "%.1f,%s,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%d,%d,%d,%d,%d,%d\n",
+		_, err := fmt.Fprintf(lh.csv, "%.1f,%s,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%d,%d,%d,%d,%d,%d\n",
 			elapsed.Seconds(), r.name, rate(s.offered, prev.offered), rate(s.enqueued, prev.enqueued), rate(s.completed, prev.completed),
 			msF(p50), msF(p95), msF(p99), s.depth, s.hotDead, s.hotTable, s.hotIndex, s.allDead, s.allBytes)
+		if err != nil {
+			return fmt.Errorf("csv: %w", err)
+		}
 	}
 
 	r.last = s
@@ -558,6 +562,7 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) {
 			r.recoveredAfter = s.at.Sub(r.first.at)
 		}
 	}
+	return nil
 }
 
 // cleanP95 is the p95 of the last clean phase before phase number before,
