@@ -78,6 +78,16 @@ type Engine struct {
 	loops     sync.WaitGroup // producers, heartbeat, maintenance
 	executing sync.WaitGroup // running tasks
 	running   sync.Map       // uuid.UUID → *execution
+
+	// Maintenance state: where retention resumes, and when the last
+	// rescue that walks every running task ran (see sqlRescue).
+	maint struct {
+		sync.Mutex
+		lastFullRescue time.Time
+		pruneSince     time.Time // when the lower bounds below were last reset
+		pruneTasksFrom uuid.UUID
+		pruneEventFrom int64
+	}
 }
 
 // stopGrace is how long a hard stop waits for cancelled tasks to return

@@ -23,7 +23,7 @@ func (e *Engine) maintain(ctx context.Context) {
 	defer tick.Stop()
 	heartbeat := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
-	lastPrune := time.Time{}
+	lastPrune, lastOrphans := time.Time{}, time.Time{}
 	suspects := map[uuid.UUID]bool{} // possible orphans seen by the last pass
 	for {
 		select {
@@ -37,8 +37,14 @@ func (e *Engine) maintain(ctx context.Context) {
 			if err := e.maintainOnce(ctx); err != nil && ctx.Err() == nil {
 				log.Error("maintenance failed", "error", err)
 			}
-			if err := e.reclaimOrphans(ctx, suspects); err != nil && ctx.Err() == nil {
-				log.Error("reclaiming orphaned tasks failed", "error", err)
+			// The orphan search reads every entry of this client in
+			// tasks_running_idx, dead ones too: it runs twice per
+			// RescueAfter, enough for its two-pass rule, not every tick.
+			if time.Since(lastOrphans) >= e.cfg.RescueAfter/2 {
+				lastOrphans = time.Now()
+				if err := e.reclaimOrphans(ctx, suspects); err != nil && ctx.Err() == nil {
+					log.Error("reclaiming orphaned tasks failed", "error", err)
+				}
 			}
 			if time.Since(lastPrune) >= 10*e.cfg.MaintenanceInterval {
 				lastPrune = time.Now()
@@ -61,9 +67,19 @@ func (e *Engine) maintainOnce(ctx context.Context) error {
 }
 
 // Rescue moves running tasks whose client stopped heartbeating back to retry
-// (or error, out of attempts). It returns how many it moved.
+// (or error, out of attempts). It returns how many it moved. Tasks of a
+// client whose clients row went stale are found at once; tasks whose client
+// has no row at all, by a search of every running task that runs at most
+// once per RescueAfter.
 func (e *Engine) Rescue(ctx context.Context) (int, error) {
-	rows, err := e.pool.Query(ctx, e.sql.rescue, e.cfg.RescueAfter, maintenanceBatch, e.cfg.EventLevel)
+	stmt := e.sql.rescueStale
+	e.maint.Lock()
+	if time.Since(e.maint.lastFullRescue) >= e.cfg.RescueAfter {
+		e.maint.lastFullRescue = time.Now()
+		stmt = e.sql.rescueAll
+	}
+	e.maint.Unlock()
+	rows, err := e.pool.Query(ctx, stmt, e.cfg.RescueAfter, maintenanceBatch, e.cfg.EventLevel)
 	if err != nil {
 		return 0, fmt.Errorf("rescue: %w", err)
 	}
@@ -203,13 +219,24 @@ type PruneCounts struct {
 // bounded batches, until nothing is left to delete.
 func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	var c PruneCounts
+	e.maint.Lock()
+	defer e.maint.Unlock()
+	if time.Since(e.maint.pruneSince) >= pruneBoundReset {
+		e.maint.pruneSince = time.Now()
+		e.maint.pruneTasksFrom, e.maint.pruneEventFrom = uuid.Nil, 0
+	}
 	cutoff := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
 	for {
 		var n int
-		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff).Scan(&n); err != nil {
+		var last *uuid.UUID
+		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff,
+			e.maint.pruneTasksFrom).Scan(&n, &last); err != nil {
 			return c, fmt.Errorf("prune tasks: %w", err)
 		}
 		c.Tasks += n
+		if last != nil {
+			e.maint.pruneTasksFrom = *last
+		}
 		if n < maintenanceBatch {
 			break
 		}
@@ -225,12 +252,15 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 		}
 	}
 	for {
-		tag, err := e.pool.Exec(ctx, e.sql.pruneEvents, e.cfg.EventRetention, maintenanceBatch)
-		if err != nil {
+		var n int
+		var last int64
+		if err := e.pool.QueryRow(ctx, e.sql.pruneEvents, e.cfg.EventRetention, maintenanceBatch,
+			e.maint.pruneEventFrom).Scan(&n, &last); err != nil {
 			return c, fmt.Errorf("prune events: %w", err)
 		}
-		c.Events += int(tag.RowsAffected())
-		if tag.RowsAffected() < maintenanceBatch {
+		c.Events += n
+		e.maint.pruneEventFrom = max(e.maint.pruneEventFrom, last)
+		if n < maintenanceBatch {
 			break
 		}
 	}
@@ -239,6 +269,10 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	}
 	return c, nil
 }
+
+// pruneBoundReset is how often retention starts again from the oldest row,
+// to delete rows that finished after the bound had passed their ids.
+const pruneBoundReset = time.Hour
 
 // uuidV7Before is the smallest UUIDv7 of time t: every id made before t sorts below it.
 func uuidV7Before(t time.Time) uuid.UUID {

@@ -31,7 +31,8 @@ type statements struct {
 
 	heartbeat    string
 	deleteClient string
-	rescue       string
+	rescueStale  string
+	rescueAll    string
 	expire       string
 	returnTasks  string
 
@@ -65,7 +66,8 @@ func newStatements(schema string) *statements {
 		{&s.notify, sqlNotify},
 		{&s.heartbeat, sqlHeartbeat},
 		{&s.deleteClient, sqlDeleteClient},
-		{&s.rescue, sqlRescue},
+		{&s.rescueStale, strings.Replace(sqlRescue, "{stuck}", sqlRescueStale, 1)},
+		{&s.rescueAll, strings.Replace(sqlRescue, "{stuck}", sqlRescueAll, 1)},
 		{&s.expire, sqlExpire},
 		{&s.returnTasks, sqlReturnTasks},
 		{&s.pruneTasks, sqlPruneTasks},
@@ -360,11 +362,15 @@ const sqlDeleteClient = `DELETE FROM {clients} WHERE id = $1`
 // sqlRescue returns running tasks whose client stopped heartbeating (or never
 // registered) to retry, or to error when they are out of attempts. SKIP LOCKED
 // keeps two rescuers from acting on the same row.
+//
+// {stuck} is either the tasks of the clients whose heartbeat is stale, found
+// by worker_id (rescueStale: it reads only their index entries, so it stays
+// cheap while a pinned xmin horizon keeps the dead entries of finished tasks
+// in tasks_running_idx), or every running task without a live client
+// (rescueAll: walks the whole index; run every RescueAfter, not every tick).
 const sqlRescue = `
 WITH stuck AS (
-	SELECT t.id FROM {tasks} t
-	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
-		AND NOT EXISTS (SELECT 1 FROM {clients} c WHERE c.id = t.worker_id AND c.heartbeat_at >= now() - $1::interval)
+	{stuck}
 	LIMIT $2
 	FOR UPDATE SKIP LOCKED
 ), upd AS (
@@ -405,6 +411,14 @@ SELECT id FROM upd`
 
 // sqlReturnTasks puts tasks this client was running back to the queue at once
 // (hard stop), without using up the attempt.
+const sqlRescueStale = `SELECT t.id FROM {tasks} t
+	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
+		AND t.worker_id = ANY (ARRAY(SELECT c.id FROM {clients} c WHERE c.heartbeat_at < now() - $1::interval))`
+
+const sqlRescueAll = `SELECT t.id FROM {tasks} t
+	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
+		AND NOT EXISTS (SELECT 1 FROM {clients} c WHERE c.id = t.worker_id AND c.heartbeat_at >= now() - $1::interval)`
+
 const sqlReturnTasks = `
 WITH upd AS (
 	UPDATE {tasks} t SET status = 'retry', run_at = now(), attempt = t.attempt - 1,
@@ -421,11 +435,16 @@ WITH upd AS (
 SELECT DISTINCT queue FROM upd`
 
 // Retention deletes in bounded batches so no statement holds locks for long.
+// Tasks and events are deleted in id order (UUIDv7 and identity: time order)
+// from a lower bound, the largest id the last batch deleted, so a batch does
+// not walk the entries of rows deleted before it that vacuum has not removed
+// yet (all of them, while a long transaction holds back the horizon). A row
+// below the bound that finished late is deleted after the bound is reset.
 const sqlPruneTasks = `
 WITH gone AS (
 	DELETE FROM {tasks} WHERE id IN (
 		SELECT id FROM {tasks}
-		WHERE id < $3::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
+		WHERE id < $3::uuid AND id > $4::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
 			AND completed_at < now() - $1::interval
 		ORDER BY id LIMIT $2
 		FOR UPDATE SKIP LOCKED)
@@ -433,12 +452,16 @@ WITH gone AS (
 ), res AS (
 	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.expires_at IS NULL
 )
-SELECT count(*) FROM gone`
+SELECT count(*), (SELECT id FROM gone ORDER BY id DESC LIMIT 1) FROM gone`
 
 const sqlPruneResults = `
 DELETE FROM {results} WHERE task_id IN (
 	SELECT task_id FROM {results} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)`
 
 const sqlPruneEvents = `
-DELETE FROM {events} WHERE id IN (
-	SELECT id FROM {events} WHERE time < now() - $1::interval ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)`
+WITH gone AS (
+	DELETE FROM {events} WHERE id IN (
+		SELECT id FROM {events} WHERE id > $3 AND time < now() - $1::interval ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+	RETURNING id
+)
+SELECT count(*), coalesce(max(id), 0) FROM gone`
