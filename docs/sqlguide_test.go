@@ -401,3 +401,174 @@ func anyRowHas(rows [][]string, want []string) bool {
 	}
 	return false
 }
+
+// findBlock returns the one block of SQL.md containing contains.
+func findBlock(t *testing.T, blocks []block, contains string) block {
+	t.Helper()
+	var found []block
+	for _, b := range blocks {
+		if strings.Contains(squash(b.sql), squash(contains)) {
+			found = append(found, b)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%q matches %d blocks of SQL.md, want 1", contains, len(found))
+	}
+	return found[0]
+}
+
+// TestSQLGuideActions commits the guide's retry, cancel and pause statements
+// beside a running client, and checks the client does what the guide says.
+func TestSQLGuideActions(t *testing.T) {
+	t.Parallel()
+	blocks := sqlBlocks(t, "SQL.md")
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	started := make(chan uuid.UUID, 1)
+	workers := omniq.NewWorkers()
+	omniq.AddWorker(workers, omniq.WorkFunc(func(ctx context.Context, tk *omniq.Task[guideArgs]) error {
+		switch tk.Args.Mode {
+		case "fail-first":
+			if tk.Attempt == 1 {
+				return omniq.NoRetry(errors.New("disk full"))
+			}
+		case "block":
+			started <- tk.ID
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}))
+	c, err := omniq.NewClient(db.Pool, &omniq.Config{
+		Schema:              db.Schema,
+		Workers:             workers,
+		Queues:              map[string]omniq.QueueConfig{"default": {MaxWorkers: 10}},
+		FetchPollInterval:   20 * time.Millisecond,
+		MaintenanceInterval: 100 * time.Millisecond,
+		Log:                 omniq.LogConfig{Disabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+
+	enqueue := func(mode string, opts *omniq.InsertOpts) uuid.UUID {
+		t.Helper()
+		res, err := c.Enqueue(ctx, guideArgs{Mode: mode}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ID
+	}
+	waitStatus := func(id uuid.UUID, want omniq.Status) *omniq.TaskRow {
+		t.Helper()
+		for {
+			row, err := c.Task(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row.Status == want {
+				return row
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("task %s is %s, want %s", id, row.Status, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// exec commits the block containing contains, with vars, and wants n rows.
+	exec := func(contains string, vars map[string]string, n int) [][]string {
+		t.Helper()
+		b := findBlock(t, blocks, contains)
+		rows, err := db.Pool.Query(ctx, render(t, b, db.Schema, vars), pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		var out [][]string
+		for rows.Next() {
+			var row []string
+			for _, v := range rows.RawValues() {
+				row = append(row, string(v))
+			}
+			out = append(out, row)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if len(out) != n {
+			t.Fatalf("%s\nwith %v returned %d rows, want %d: %v", b, vars, len(out), n, out)
+		}
+		return out
+	}
+	const (
+		retryOne      = "WHERE id = :'task_id' AND status IN ('success', 'error'"
+		retryQueue    = "WHERE queue = :'queue' AND status = 'error'"
+		cancelWaiting = "SET status = 'cancelled', completed_at = now()"
+		cancelRunning = "SET cancel_requested_at = now()"
+		pause         = "'queue_paused', name"
+		resume        = "'queue_resumed', name"
+	)
+
+	// Retry a task that failed for good: it runs again, and succeeds.
+	failed := enqueue("fail-first", &omniq.InsertOpts{MaxAttempts: 1})
+	waitStatus(failed, omniq.StatusError)
+	exec(retryOne, map[string]string{"task_id": failed.String()}, 1)
+	if row := waitStatus(failed, omniq.StatusSuccess); row.Attempt != 2 {
+		t.Errorf("retried task: attempt %d, want 2", row.Attempt)
+	}
+
+	// Retry a queue's failures.
+	failed2 := enqueue("fail-first", &omniq.InsertOpts{MaxAttempts: 1})
+	waitStatus(failed2, omniq.StatusError)
+	if rows := exec(retryQueue, map[string]string{"queue": "default"}, 1); rows[0][0] != "1" {
+		t.Errorf("queue retry: %v, want 1 retried", rows)
+	}
+	waitStatus(failed2, omniq.StatusSuccess)
+
+	// Cancel a running task: its client cancels it.
+	running := enqueue("block", nil)
+	if got := <-started; got != running {
+		t.Fatalf("started %s, want %s", got, running)
+	}
+	exec(cancelRunning, map[string]string{"task_id": running.String()}, 1)
+	waitStatus(running, omniq.StatusCancelled)
+
+	// Cancel a task that has not started; refused for one with a dependent.
+	later := enqueue("ok", &omniq.InsertOpts{RunIn: time.Hour})
+	dependent := enqueue("ok", &omniq.InsertOpts{DependsOn: []uuid.UUID{later}})
+	exec(cancelWaiting, map[string]string{"task_id": later.String()}, 0)
+	exec(cancelWaiting, map[string]string{"task_id": dependent.String()}, 1)
+	waitStatus(dependent, omniq.StatusCancelled)
+	exec(cancelWaiting, map[string]string{"task_id": later.String()}, 1)
+	waitStatus(later, omniq.StatusCancelled)
+
+	// Pause and resume the queue: the client sees the pause; after the
+	// resume it runs the task enqueued meanwhile.
+	exec(pause, map[string]string{"queue": "default"}, 1)
+	st, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := false
+	for _, q := range st.Queues {
+		paused = paused || (q.Queue == "default" && q.Paused)
+	}
+	if !paused {
+		t.Errorf("after the SQL pause, Stats says default is not paused: %+v", st.Queues)
+	}
+	meanwhile := enqueue("ok", nil)
+	exec(resume, map[string]string{"queue": "default"}, 1)
+	waitStatus(meanwhile, omniq.StatusSuccess)
+	exec(resume, map[string]string{"queue": "default"}, 0) // not paused any more
+}
