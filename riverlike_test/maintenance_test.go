@@ -124,8 +124,8 @@ func TestSubscribeDeliversTaskEvents(t *testing.T) {
 	worker := newClient(t, db, workFn(func(context.Context, *omniq.Task[jobArgs]) error { return nil }), nil)
 	start(t, worker)
 	watcher := newClient(t, db, nil, nil) // another client: OmniQ's events are the database's
-	// Started so that Stop releases its LISTEN connection: a subscription on a
-	// client never started holds a pool connection for good (see README).
+	// Stopped at cleanup so that it releases the LISTEN connection its
+	// subscription holds (see README).
 	start(t, watcher)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
