@@ -338,6 +338,12 @@ func prepareSchema(ctx context.Context, pool *pgxpool.Pool, o *options) error {
 		if _, err := conn.Exec(ctx, "TRUNCATE "+strings.Join(quoted, ", ")); err != nil {
 			return fmt.Errorf("truncate: %w", err)
 		}
+		// TRUNCATE leaves n_dead_tup as it was: start the run's counts from zero.
+		if _, err := conn.Exec(ctx, `SELECT pg_stat_reset_single_table_counters(c.oid)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'i')`, o.schema); err != nil {
+			return fmt.Errorf("reset table statistics: %w", err)
+		}
 	}
 	if o.preload > 0 {
 		if err := preloadHistory(ctx, conn.Conn(), o.schema, o.preload); err != nil {
