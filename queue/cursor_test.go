@@ -57,7 +57,7 @@ func byClaimOrder(a, b *jobs.TaskRow) int {
 // TestClaimCursorsKeepOrder: claims that start at the producer's cursors
 // still take tasks in priority, then run_at order, batch after batch, find a
 // task of a priority no cursor covers at once, and find one enqueued behind
-// a cursor (a run_at in the past) at the next full scan.
+// a cursor (a run_at in the past) once the sweep has looked behind it.
 func TestClaimCursorsKeepOrder(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
@@ -108,15 +108,17 @@ func TestClaimCursorsKeepOrder(t *testing.T) {
 		t.Fatalf("claimed priorities %v, want [20 7 7]", prios)
 	}
 	if len(batch) == 3 {
-		// Behind the cursor: found by the next full scan.
-		p.nextReset = time.Time{}
+		// Behind the cursor: found by the sweep, claimed by the next claim.
+		if err := p.sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		batch, err = p.claim(context.Background(), 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	if !slices.ContainsFunc(batch, func(r *jobs.TaskRow) bool { return r.ID == late }) {
-		t.Fatalf("the task behind the cursor was not claimed by a full scan")
+		t.Fatalf("the task behind the cursor was not claimed after a sweep")
 	}
 	if rest := claimAll(t, p, 10); len(rest) != 0 {
 		t.Fatalf("%d tasks claimed twice or left over", len(rest))

@@ -3,8 +3,10 @@ package queue
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,9 +34,15 @@ type producer struct {
 	levelEv bool // write 'executing' events
 
 	// Claim cursors, used only by run's goroutine: see claimLocked.
-	cursors   []cursor  // by priority, descending; at most maxCursors
-	dbNow     time.Time // the database clock at the last claim (its started_at)
-	nextReset time.Time // when the next claim scans every range from its start
+	cursors []cursor  // by priority, descending; at most maxCursors
+	dbNow   time.Time // the database clock at the last claim (its started_at)
+
+	// rewind holds, per priority, the position of a task the sweeper found
+	// behind a cursor; the next claim moves the cursor back to it.
+	rewindMu sync.Mutex
+	rewind   map[int16]cursor
+	// snapshot of cursors for the sweeper, published after each claim.
+	shared []cursor
 }
 
 // cursor is the index position (run_at, id) of the last task a producer
@@ -42,7 +50,8 @@ type producer struct {
 // it, except one that became runnable with an older run_at: enqueued in a
 // transaction that committed late, or given a run_at in the past. The claim
 // therefore starts cursorLookback before the cursor's time when that is
-// earlier, and every so often scans from the start of each range (reset).
+// earlier, and a sweeper looks behind each cursor every so often, off the
+// claim path, and moves the cursor back to what it finds (sweep).
 type cursor struct {
 	priority int16
 	runAt    time.Time
@@ -54,13 +63,13 @@ const (
 	// cursorLookback covers tasks whose transaction committed up to this
 	// long after it began.
 	cursorLookback = time.Second
-	// A full scan (reset) runs at least every cursorResetMin, and at most
-	// as often as keeps its own cost under 2% of the time: when a pinned
-	// xmin horizon makes it walk many dead entries, resets space out, up to
-	// cursorResetMax. A task that slipped behind a cursor waits at most that.
-	cursorResetMin    = 2 * time.Second
-	cursorResetMax    = 30 * time.Second
-	cursorResetFactor = 50
+	// The sweep runs at least every sweepMin, and at most as often as
+	// keeps its own cost under 2% of the time: when a pinned xmin horizon
+	// makes it walk many dead entries, sweeps space out, up to sweepMax. A
+	// task that slipped behind a cursor waits at most that.
+	sweepMin    = 2 * time.Second
+	sweepMax    = 30 * time.Second
+	sweepFactor = 50
 )
 
 func newProducer(e *Engine, queue string, max int) *producer {
@@ -82,6 +91,10 @@ func (p *producer) wake() {
 }
 
 func (p *producer) run(ctx context.Context) {
+	var sweeper sync.WaitGroup
+	sweeper.Add(1)
+	go func() { defer sweeper.Done(); p.sweepLoop(ctx) }()
+	defer sweeper.Wait()
 	poll := time.NewTicker(p.e.cfg.FetchPollInterval)
 	defer poll.Stop()
 	backoff := time.Duration(0)
@@ -148,11 +161,7 @@ func (p *producer) fetch(ctx context.Context, n int) (int, error) {
 
 // claim moves up to n tasks to running and advances the cursors past them.
 func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
-	start := time.Now()
-	reset := !start.Before(p.nextReset)
-	if reset {
-		p.cursors = p.cursors[:0]
-	}
+	p.applyRewind()
 	sql, args := p.claimStatement(n)
 	rows, err := p.e.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -162,12 +171,69 @@ func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reset {
-		took := time.Since(start)
-		p.nextReset = start.Add(min(max(cursorResetFactor*took, cursorResetMin), cursorResetMax))
-	}
 	p.advance(claimed)
+	p.rewindMu.Lock()
+	p.shared = append(p.shared[:0], p.cursors...)
+	p.rewindMu.Unlock()
 	return claimed, nil
+}
+
+// applyRewind moves cursors back to tasks the sweeper found behind them.
+func (p *producer) applyRewind() {
+	p.rewindMu.Lock()
+	defer p.rewindMu.Unlock()
+	for prio, r := range p.rewind {
+		for i := range p.cursors {
+			c := &p.cursors[i]
+			if c.priority == prio && (r.runAt.Before(c.runAt) || r.runAt.Equal(c.runAt)) {
+				// (run_at, id) > (r.runAt, Nil) includes the task found.
+				c.runAt, c.id = r.runAt, uuid.Nil
+			}
+		}
+	}
+	clear(p.rewind)
+}
+
+// sweepLoop runs sweep until ctx ends, spaced by its own cost.
+func (p *producer) sweepLoop(ctx context.Context) {
+	for {
+		start := time.Now()
+		if err := p.sweep(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("looking behind the claim cursors failed", "error", err)
+		}
+		if !sleep(ctx, min(max(sweepFactor*time.Since(start), sweepMin), sweepMax)) {
+			return
+		}
+	}
+}
+
+// sweep looks for a runnable task behind each claim cursor. The search walks
+// every entry before the cursor, dead ones too, so it runs here, on its own
+// connection and without locks, never in a claim.
+func (p *producer) sweep(ctx context.Context) error {
+	p.rewindMu.Lock()
+	cursors := slices.Clone(p.shared)
+	p.rewindMu.Unlock()
+	for _, c := range cursors {
+		var runAt time.Time
+		err := p.e.pool.QueryRow(ctx, p.e.sql.behindCursor, p.queue, c.priority, c.runAt, c.id).Scan(&runAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.rewindMu.Lock()
+		if p.rewind == nil {
+			p.rewind = map[int16]cursor{}
+		}
+		if r, ok := p.rewind[c.priority]; !ok || runAt.Before(r.runAt) {
+			p.rewind[c.priority] = cursor{priority: c.priority, runAt: runAt}
+		}
+		p.rewindMu.Unlock()
+		p.wake()
+	}
+	return nil
 }
 
 // claimStatement is the claim of up to n tasks from the current cursors.

@@ -23,6 +23,7 @@ type statements struct {
 	insert        string
 	copyEvents    string
 	claim         [maxCursors + 1]string // by number of cursors
+	behindCursor  string
 	complete      string
 	releaseDeps   string
 	cancelDeps    string
@@ -60,6 +61,7 @@ func newStatements(schema string) *statements {
 		{&s.insert, sqlInsert},
 		{&s.copyEvents, sqlCopyEvents},
 		{&s.complete, sqlComplete},
+		{&s.behindCursor, sqlBehindCursor},
 		{&s.releaseDeps, sqlReleaseDeps},
 		{&s.cancelDeps, sqlCancelDeps},
 		{&s.fireCallbacks, sqlFireCallbacks},
@@ -156,6 +158,15 @@ WITH {locked}, claimed AS (
 	SELECT 'executing', id, kind, queue, worker_id, attempt, schedule_id FROM claimed WHERE $4::bool
 )
 SELECT {task_columns} FROM claimed`
+
+// sqlBehindCursor finds the earliest runnable task of queue $1 and priority
+// $2 behind the claim cursor ($3, $4); see producer.sweep.
+const sqlBehindCursor = `
+SELECT run_at FROM {tasks}
+WHERE queue = $1 AND priority = $2::smallint AND status IN ('pending', 'retry') AND run_at <= now()
+	AND (run_at, id) < ($3::timestamptz, $4::uuid)
+ORDER BY run_at, id
+LIMIT 1`
 
 // claimRunnable is what every claim branch requires of a task.
 const claimRunnable = `queue = $1 AND status IN ('pending', 'retry') AND run_at <= now()
