@@ -85,7 +85,6 @@ type Engine struct {
 		sync.Mutex
 		lastFullRescue time.Time
 		pruneSince     time.Time // when the lower bounds below were last reset
-		pruneTasksFrom uuid.UUID
 		pruneEventFrom int64
 	}
 }

@@ -223,20 +223,15 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	defer e.maint.Unlock()
 	if time.Since(e.maint.pruneSince) >= pruneBoundReset {
 		e.maint.pruneSince = time.Now()
-		e.maint.pruneTasksFrom, e.maint.pruneEventFrom = uuid.Nil, 0
+		e.maint.pruneEventFrom = 0
 	}
 	cutoff := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
 	for {
 		var n int
-		var last *uuid.UUID
-		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff,
-			e.maint.pruneTasksFrom).Scan(&n, &last); err != nil {
+		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff).Scan(&n); err != nil {
 			return c, fmt.Errorf("prune tasks: %w", err)
 		}
 		c.Tasks += n
-		if last != nil {
-			e.maint.pruneTasksFrom = *last
-		}
 		if n < maintenanceBatch {
 			break
 		}
@@ -270,8 +265,8 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	return c, nil
 }
 
-// pruneBoundReset is how often retention starts again from the oldest row,
-// to delete rows that finished after the bound had passed their ids.
+// pruneBoundReset is how often event retention starts again from the
+// oldest row, to delete events that committed after the bound passed them.
 const pruneBoundReset = time.Hour
 
 // uuidV7Before is the smallest UUIDv7 of time t: every id made before t sorts below it.

@@ -446,16 +446,17 @@ WITH upd AS (
 SELECT DISTINCT queue FROM upd`
 
 // Retention deletes in bounded batches so no statement holds locks for long.
-// Tasks and events are deleted in id order (UUIDv7 and identity: time order)
-// from a lower bound, the largest id the last batch deleted, so a batch does
-// not walk the entries of rows deleted before it that vacuum has not removed
-// yet (all of them, while a long transaction holds back the horizon). A row
-// below the bound that finished late is deleted after the bound is reset.
+// Events are deleted in id order (identity: time order) from a lower bound,
+// the largest id the last batch deleted, so a batch does not walk the
+// entries of rows deleted before it that vacuum has not removed yet (all of
+// them, while a long transaction holds back the horizon); an event committed
+// late below the bound is deleted after the bound is reset. Tasks cannot use
+// such a bound: an old task that finishes late would wait for the reset.
 const sqlPruneTasks = `
 WITH gone AS (
 	DELETE FROM {tasks} WHERE id IN (
 		SELECT id FROM {tasks}
-		WHERE id < $3::uuid AND id > $4::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
+		WHERE id < $3::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
 			AND completed_at < now() - $1::interval
 		ORDER BY id LIMIT $2
 		FOR UPDATE SKIP LOCKED)
@@ -463,7 +464,7 @@ WITH gone AS (
 ), res AS (
 	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.expires_at IS NULL
 )
-SELECT count(*), (SELECT id FROM gone ORDER BY id DESC LIMIT 1) FROM gone`
+SELECT count(*) FROM gone`
 
 const sqlPruneResults = `
 DELETE FROM {results} WHERE task_id IN (
