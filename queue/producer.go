@@ -37,12 +37,12 @@ type producer struct {
 	cursors []cursor  // by priority, descending; at most maxCursors
 	dbNow   time.Time // the database clock at the last claim (its started_at)
 
-	// rewind holds, per priority, the position of a task the sweeper found
-	// behind a cursor; the next claim moves the cursor back to it.
+	// rewind holds, per priority, the run_at of a task the sweeper found
+	// behind a cursor; the next claim moves the cursor back to it. shared
+	// is the sweeper's copy of the cursors, published after each claim.
 	rewindMu sync.Mutex
-	rewind   map[int16]cursor
-	// snapshot of cursors for the sweeper, published after each claim.
-	shared []cursor
+	rewind   map[int16]time.Time
+	shared   []cursor
 }
 
 // cursor is the index position (run_at, id) of the last task a producer
@@ -78,6 +78,7 @@ func newProducer(e *Engine, queue string, max int) *producer {
 		queue:   queue,
 		max:     max,
 		wakeCh:  make(chan struct{}, 1),
+		rewind:  map[int16]time.Time{},
 		log:     e.cfg.Logger("producer").With("queue", queue),
 		levelEv: e.cfg.EventLevel == EventsAll,
 	}
@@ -182,13 +183,11 @@ func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 func (p *producer) applyRewind() {
 	p.rewindMu.Lock()
 	defer p.rewindMu.Unlock()
-	for prio, r := range p.rewind {
-		for i := range p.cursors {
-			c := &p.cursors[i]
-			if c.priority == prio && (r.runAt.Before(c.runAt) || r.runAt.Equal(c.runAt)) {
-				// (run_at, id) > (r.runAt, Nil) includes the task found.
-				c.runAt, c.id = r.runAt, uuid.Nil
-			}
+	for i := range p.cursors {
+		c := &p.cursors[i]
+		if runAt, ok := p.rewind[c.priority]; ok && !runAt.After(c.runAt) {
+			// (run_at, id) > (runAt, Nil) includes the task found.
+			c.runAt, c.id = runAt, uuid.Nil
 		}
 	}
 	clear(p.rewind)
@@ -224,11 +223,8 @@ func (p *producer) sweep(ctx context.Context) error {
 			return err
 		}
 		p.rewindMu.Lock()
-		if p.rewind == nil {
-			p.rewind = map[int16]cursor{}
-		}
-		if r, ok := p.rewind[c.priority]; !ok || runAt.Before(r.runAt) {
-			p.rewind[c.priority] = cursor{priority: c.priority, runAt: runAt}
+		if r, ok := p.rewind[c.priority]; !ok || runAt.Before(r) {
+			p.rewind[c.priority] = runAt
 		}
 		p.rewindMu.Unlock()
 		p.wake()
