@@ -52,17 +52,8 @@ func start(t testing.TB, c *omniq.Client) {
 	})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds, failing the test at timeout.
+var waitFor = pgtest.WaitFor
 
 // waitStatus waits until task id has status want.
 func waitStatus(t testing.TB, c *omniq.Client, id uuid.UUID, want omniq.Status, timeout time.Duration) *omniq.TaskRow {

@@ -149,20 +149,7 @@ func populate(t *testing.T) *populated {
 		tk.SetResult(map[string]bool{"ok": true})
 		return nil
 	}))
-	c, err := omniq.NewClient(db.Pool, &omniq.Config{
-		Schema:              db.Schema,
-		Workers:             workers,
-		Queues:              map[string]omniq.QueueConfig{"default": {MaxWorkers: 10}},
-		FetchPollInterval:   20 * time.Millisecond,
-		MaintenanceInterval: 100 * time.Millisecond,
-		Log:                 omniq.LogConfig{Disabled: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := startGuideClient(ctx, t, db, workers)
 	stopped := false
 	stop := func() {
 		if !stopped {
@@ -192,22 +179,7 @@ func populate(t *testing.T) *populated {
 			t.Fatalf("task %s ended %s, want %s", id, r.Status, want)
 		}
 	}
-	waitStatus := func(id uuid.UUID, want omniq.Status) {
-		t.Helper()
-		for {
-			row, err := c.Task(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if row.Status == want {
-				return
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("task %s is %s, want %s", id, row.Status, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitStatus := func(id uuid.UUID, want omniq.Status) { t.Helper(); waitTaskStatus(ctx, t, c, id, want) }
 
 	p.success = enqueue("ok", nil)
 	waitResult(p.success, omniq.ResultSuccess)
@@ -261,6 +233,44 @@ type check struct {
 	vars     map[string]string // overrides of the default variables
 	want     []string          // values some row must hold, each in a cell of its own
 	rows     int               // with want empty: the exact number of rows
+}
+
+// startGuideClient starts a client on db that works "default" with fast polls.
+func startGuideClient(ctx context.Context, t *testing.T, db *pgtest.DB, workers *omniq.Workers) *omniq.Client {
+	t.Helper()
+	c, err := omniq.NewClient(db.Pool, &omniq.Config{
+		Schema:              db.Schema,
+		Workers:             workers,
+		Queues:              map[string]omniq.QueueConfig{"default": {MaxWorkers: 10}},
+		FetchPollInterval:   20 * time.Millisecond,
+		MaintenanceInterval: 100 * time.Millisecond,
+		Log:                 omniq.LogConfig{Disabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitTaskStatus waits until task id has status want, until ctx ends.
+func waitTaskStatus(ctx context.Context, t *testing.T, c *omniq.Client, id uuid.UUID, want omniq.Status) *omniq.TaskRow {
+	t.Helper()
+	for {
+		row, err := c.Task(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Status == want {
+			return row
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("task %s is %s, want %s", id, row.Status, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -441,20 +451,7 @@ func TestSQLGuideActions(t *testing.T) {
 		}
 		return nil
 	}))
-	c, err := omniq.NewClient(db.Pool, &omniq.Config{
-		Schema:              db.Schema,
-		Workers:             workers,
-		Queues:              map[string]omniq.QueueConfig{"default": {MaxWorkers: 10}},
-		FetchPollInterval:   20 * time.Millisecond,
-		MaintenanceInterval: 100 * time.Millisecond,
-		Log:                 omniq.LogConfig{Disabled: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c := startGuideClient(ctx, t, db, workers)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -473,19 +470,7 @@ func TestSQLGuideActions(t *testing.T) {
 	}
 	waitStatus := func(id uuid.UUID, want omniq.Status) *omniq.TaskRow {
 		t.Helper()
-		for {
-			row, err := c.Task(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if row.Status == want {
-				return row
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("task %s is %s, want %s", id, row.Status, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		return waitTaskStatus(ctx, t, c, id, want)
 	}
 	// exec commits the block containing contains, with vars, and wants n rows.
 	exec := func(contains string, vars map[string]string, n int) [][]string {

@@ -293,12 +293,7 @@ func TestFireKilledBetweenClaimAndCommit(t *testing.T) {
 	// The cancelled fire's backend may still hold the schedule's row lock
 	// for a moment after the client gave up on it (SKIP LOCKED then skips
 	// it): fire until the tick lands, with a deadline.
-	for deadline := time.Now().Add(10 * time.Second); fire(t, a) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the tick of the cancelled fire was never fired again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.WaitFor(t, 10*time.Second, "the tick of the cancelled fire to be fired again", func() bool { return fire(t, a) > 0 })
 
 	got := ticksOf(t, db, "s")
 	want := []time.Time{utc("2026-03-01T10:01:00Z"), utc("2026-03-01T10:02:00Z"), utc("2026-03-01T10:03:00Z")}

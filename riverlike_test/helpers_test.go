@@ -94,17 +94,8 @@ func start(t testing.TB, c *omniq.Client) {
 	})
 }
 
-// waitFor polls cond every 10ms until it holds, failing the test at timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds, failing the test at timeout.
+var waitFor = pgtest.WaitFor
 
 // task reads a task, failing the test on error.
 func task(t testing.TB, c *omniq.Client, id uuid.UUID) *omniq.TaskRow {

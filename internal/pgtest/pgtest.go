@@ -185,3 +185,16 @@ func (db *DB) Exec(t testing.TB, sql string, args ...any) {
 func (db *DB) Table(name string) string {
 	return pgx.Identifier{db.Schema, name}.Sanitize()
 }
+
+// WaitFor polls cond every 10ms until it holds, failing the test with what
+// it waited for once timeout has passed.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
