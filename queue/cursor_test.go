@@ -133,18 +133,10 @@ func TestClaimCursorsKeepOrder(t *testing.T) {
 func TestClaimCursorSkipsDeadEntries(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	ctx := context.Background()
 	e := testEngine(db, EventsNone)
 	p := newProducer(e, DefaultQueue, 1000)
 
-	pin, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pin.Close(ctx)
-	if _, err := pin.Exec(ctx, "BEGIN; SELECT txid_current()"); err != nil {
-		t.Fatal(err)
-	}
+	pinHorizon(t, db)
 
 	// Older than the cursor's lookback, so the claim starts at the cursor.
 	const dead = 3000
@@ -158,26 +150,9 @@ func TestClaimCursorSkipsDeadEntries(t *testing.T) {
 	// Runnable tasks again, behind the dead entries; the claims below are
 	// rolled back so both see the same index.
 	insertN(t, e, db, 50, nil)
-	buffers := func(sql string, args []any) int {
-		t.Helper()
-		tx, err := db.Pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(ctx)
-		var plan []byte
-		if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
-			t.Fatalf("explain: %v", err)
-		}
-		var out []struct{ Plan planNode }
-		if err := json.Unmarshal(plan, &out); err != nil {
-			t.Fatal(err)
-		}
-		return out[0].Plan.runnableIndexBuffers()
-	}
 	sql, args := p.claimStatement(10)
-	fromCursor := buffers(sql, args)
-	fromStart := buffers(e.sql.claim[0], args[:4])
+	fromCursor := explainBuffers(t, db, "tasks_runnable_idx", sql, args...)
+	fromStart := explainBuffers(t, db, "tasks_runnable_idx", e.sql.claim[0], args[:4]...)
 	t.Logf("buffers touched: from the cursor %d, from the start %d (%d dead entries)", fromCursor, fromStart, dead)
 	if fromStart < 50 {
 		t.Fatalf("a scan from the start touched only %d buffers: the horizon was not pinned?", fromStart)
@@ -196,14 +171,50 @@ type planNode struct {
 	Plans     []planNode `json:"Plans"`
 }
 
-// runnableIndexBuffers sums the buffers of the plan's scans of tasks_runnable_idx.
-func (n planNode) runnableIndexBuffers() int {
+// indexBuffers sums the buffers of the plan's scans of the index.
+func (n planNode) indexBuffers(index string) int {
 	sum := 0
-	if n.IndexName == "tasks_runnable_idx" {
+	if n.IndexName == index {
 		sum += n.Hit + n.Read
 	}
 	for _, c := range n.Plans {
-		sum += c.runnableIndexBuffers()
+		sum += c.indexBuffers(index)
 	}
 	return sum
+}
+
+// explainBuffers runs EXPLAIN (ANALYZE, BUFFERS) of sql in a transaction it
+// rolls back, and returns the buffers its scans of index touched.
+func explainBuffers(t *testing.T, db *pgtest.DB, index, sql string, args ...any) int {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var plan []byte
+	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	var out []struct{ Plan planNode }
+	if err := json.Unmarshal(plan, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out[0].Plan.indexBuffers(index)
+}
+
+// pinHorizon holds back the xmin horizon until the test ends: a transaction
+// with an xid, left open on its own connection.
+func pinHorizon(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	ctx := context.Background()
+	pin, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pin.Close(ctx) })
+	if _, err := pin.Exec(ctx, "BEGIN; SELECT txid_current()"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -83,9 +83,11 @@ type Engine struct {
 	// rescue that walks every running task ran (see sqlRescue).
 	maint struct {
 		sync.Mutex
-		lastFullRescue time.Time
-		pruneSince     time.Time // when the lower bounds below were last reset
-		pruneEventFrom int64
+		lastFullRescue  time.Time
+		pruneSince      time.Time // when the lower bounds below were last reset
+		pruneTaskFrom   time.Time // completed_at
+		pruneResultFrom time.Time // expires_at
+		pruneEventFrom  int64     // id
 	}
 }
 

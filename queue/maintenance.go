@@ -221,28 +221,33 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	var c PruneCounts
 	e.maint.Lock()
 	defer e.maint.Unlock()
-	if time.Since(e.maint.pruneSince) >= pruneBoundReset {
-		e.maint.pruneSince = time.Now()
-		e.maint.pruneEventFrom = 0
+	m := &e.maint
+	if time.Since(m.pruneSince) >= pruneBoundReset {
+		m.pruneSince = time.Now()
+		m.pruneTaskFrom, m.pruneResultFrom, m.pruneEventFrom = time.Time{}, time.Time{}, 0
 	}
-	cutoff := uuidV7Before(time.Now().Add(-e.cfg.FinishedRetention))
 	for {
 		var n int
-		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch, cutoff).Scan(&n); err != nil {
+		var last time.Time
+		if err := e.pool.QueryRow(ctx, e.sql.pruneTasks, e.cfg.FinishedRetention, maintenanceBatch,
+			m.pruneTaskFrom).Scan(&n, &last); err != nil {
 			return c, fmt.Errorf("prune tasks: %w", err)
 		}
 		c.Tasks += n
+		m.pruneTaskFrom = later(m.pruneTaskFrom, last.Add(-pruneSlack))
 		if n < maintenanceBatch {
 			break
 		}
 	}
 	for {
-		tag, err := e.pool.Exec(ctx, e.sql.pruneResults, maintenanceBatch)
-		if err != nil {
+		var n int
+		var last time.Time
+		if err := e.pool.QueryRow(ctx, e.sql.pruneResults, maintenanceBatch, m.pruneResultFrom).Scan(&n, &last); err != nil {
 			return c, fmt.Errorf("prune results: %w", err)
 		}
-		c.Results += int(tag.RowsAffected())
-		if tag.RowsAffected() < maintenanceBatch {
+		c.Results += n
+		m.pruneResultFrom = later(m.pruneResultFrom, last.Add(-pruneSlack))
+		if n < maintenanceBatch {
 			break
 		}
 	}
@@ -250,11 +255,11 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 		var n int
 		var last int64
 		if err := e.pool.QueryRow(ctx, e.sql.pruneEvents, e.cfg.EventRetention, maintenanceBatch,
-			e.maint.pruneEventFrom).Scan(&n, &last); err != nil {
+			m.pruneEventFrom).Scan(&n, &last); err != nil {
 			return c, fmt.Errorf("prune events: %w", err)
 		}
 		c.Events += n
-		e.maint.pruneEventFrom = max(e.maint.pruneEventFrom, last)
+		m.pruneEventFrom = max(m.pruneEventFrom, last)
 		if n < maintenanceBatch {
 			break
 		}
@@ -265,20 +270,21 @@ func (e *Engine) Prune(ctx context.Context) (PruneCounts, error) {
 	return c, nil
 }
 
-// pruneBoundReset is how often event retention starts again from the
-// oldest row, to delete events that committed after the bound passed them.
+// pruneBoundReset is how often retention starts again from the oldest row,
+// to delete rows that committed below a bound after it passed them.
 const pruneBoundReset = time.Hour
 
-// uuidV7Before is the smallest UUIDv7 of time t: every id made before t sorts below it.
-func uuidV7Before(t time.Time) uuid.UUID {
-	var u uuid.UUID
-	ms := uint64(max(t.UnixMilli(), 0))
-	for i := 0; i < 6; i++ {
-		u[5-i] = byte(ms >> (8 * i))
+// pruneSlack is how far below the newest completed_at (or expires_at) it
+// deleted a retention pass starts the next. Those times are taken before
+// the row commits, by a client's clock or the transaction's start: a
+// completion that commits within this much of a newer one is still found.
+const pruneSlack = 10 * time.Second
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
 	}
-	u[6] = 0x70
-	u[8] = 0x80
-	return u
+	return a
 }
 
 // control is a message on the control channel.

@@ -446,29 +446,34 @@ WITH upd AS (
 SELECT DISTINCT queue FROM upd`
 
 // Retention deletes in bounded batches so no statement holds locks for long.
-// Events are deleted in id order (identity: time order) from a lower bound,
-// the largest id the last batch deleted, so a batch does not walk the
-// entries of rows deleted before it that vacuum has not removed yet (all of
-// them, while a long transaction holds back the horizon); an event committed
-// late below the bound is deleted after the bound is reset. Tasks cannot use
-// such a bound: an old task that finishes late would wait for the reset.
+// Each table is deleted in an order that follows time (tasks by completed_at,
+// results by expires_at, events by id) from a lower bound, where the last
+// batch stopped, so a batch does not walk the entries of rows deleted before
+// it that vacuum has not removed yet (all of them, while a long transaction
+// holds back the horizon). A row committed late below its bound is deleted
+// once the bound is reset (see Engine.Prune).
 const sqlPruneTasks = `
 WITH gone AS (
 	DELETE FROM {tasks} WHERE id IN (
 		SELECT id FROM {tasks}
-		WHERE id < $3::uuid AND status IN ('success', 'error', 'cancelled', 'expired')
-			AND completed_at < now() - $1::interval
-		ORDER BY id LIMIT $2
+		WHERE status IN ('success', 'error', 'cancelled', 'expired')
+			AND completed_at >= $3 AND completed_at < now() - $1::interval
+		ORDER BY completed_at LIMIT $2
 		FOR UPDATE SKIP LOCKED)
-	RETURNING id
+	RETURNING id, completed_at
 ), res AS (
 	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.expires_at IS NULL
 )
-SELECT count(*) FROM gone`
+SELECT count(*), coalesce(max(completed_at), $3) FROM gone`
 
 const sqlPruneResults = `
-DELETE FROM {results} WHERE task_id IN (
-	SELECT task_id FROM {results} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)`
+WITH gone AS (
+	DELETE FROM {results} WHERE task_id IN (
+		SELECT task_id FROM {results} WHERE expires_at >= $2 AND expires_at < now()
+		ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+	RETURNING expires_at
+)
+SELECT count(*), coalesce(max(expires_at), $2) FROM gone`
 
 const sqlPruneEvents = `
 WITH gone AS (
