@@ -226,7 +226,7 @@ RETURNING queue`
 	if err != nil {
 		return fmt.Errorf("retry task %s: %w", id, err)
 	}
-	_, err = db.Exec(ctx, e.sql.notify, e.insertChannel, []string{queue})
+	_, err = db.Exec(ctx, e.sql.wake, e.insertChannel, []string{queue}, nil)
 	return err
 }
 
@@ -269,7 +269,7 @@ SELECT CASE WHEN $2 THEN 'queue_paused' ELSE 'queue_resumed' END, name, '' FROM 
 		return fmt.Errorf("set queue %q paused=%v: %w", queue, paused, err)
 	}
 	if !paused {
-		if _, err := db.Exec(ctx, e.sql.notify, e.insertChannel, []string{queue}); err != nil {
+		if _, err := db.Exec(ctx, e.sql.wake, e.insertChannel, []string{queue}, nil); err != nil {
 			return fmt.Errorf("resume queue %q: notify: %w", queue, err)
 		}
 	}

@@ -384,14 +384,15 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		b.Queue(e.sql.fireCallbacks, uuidBytes(withCallback), uuidBytes(callbackOf), e.insertChannel)
 	}
 	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(terminal)})
-	var retryQueues []string
+	retries := wakeSet{}
 	for _, o := range batch {
 		if o.status == jobs.StatusRetry && o.runAt != nil && !o.runAt.After(time.Now()) {
-			retryQueues = append(retryQueues, o.queue)
+			retries.add(o.queue, *o.runAt)
 		}
 	}
-	if len(retryQueues) > 0 {
-		b.Queue(e.sql.notify, e.insertChannel, retryQueues)
+	if len(retries) > 0 {
+		queues, runAts := retries.args()
+		b.Queue(e.sql.wake, e.insertChannel, queues, runAts)
 	}
 	return b
 }

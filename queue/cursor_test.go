@@ -167,6 +167,10 @@ type planNode struct {
 	NodeType  string     `json:"Node Type"`
 	IndexName string     `json:"Index Name"`
 	Hit       int        `json:"Shared Hit Blocks"`
+	Relation  string     `json:"Relation Name"`
+	Rows      int        `json:"Actual Rows"`
+	Removed   int        `json:"Rows Removed by Filter"`
+	Rechecked int        `json:"Rows Removed by Index Recheck"`
 	Read      int        `json:"Shared Read Blocks"`
 	Plans     []planNode `json:"Plans"`
 }
@@ -183,9 +187,29 @@ func (n planNode) indexBuffers(index string) int {
 	return sum
 }
 
+// tableRows sums the rows the plan's scans of the table read, whatever the
+// scan: those they returned and those their filter or recheck removed.
+func (n planNode) tableRows(table string) int {
+	sum := 0
+	if n.Relation == table {
+		sum += n.Rows + n.Removed + n.Rechecked
+	}
+	for _, c := range n.Plans {
+		sum += c.tableRows(table)
+	}
+	return sum
+}
+
 // explainBuffers runs EXPLAIN (ANALYZE, BUFFERS) of sql in a transaction it
 // rolls back, and returns the buffers its scans of index touched.
 func explainBuffers(t *testing.T, db *pgtest.DB, index, sql string, args ...any) int {
+	t.Helper()
+	return explain(t, db, sql, args...).indexBuffers(index)
+}
+
+// explain runs EXPLAIN (ANALYZE, BUFFERS) of sql in a transaction it rolls
+// back, and returns its plan.
+func explain(t *testing.T, db *pgtest.DB, sql string, args ...any) planNode {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
@@ -201,7 +225,7 @@ func explainBuffers(t *testing.T, db *pgtest.DB, index, sql string, args ...any)
 	if err := json.Unmarshal(plan, &out); err != nil {
 		t.Fatal(err)
 	}
-	return out[0].Plan.indexBuffers(index)
+	return out[0].Plan
 }
 
 // pinHorizon holds back the xmin horizon until the test ends: a transaction
@@ -216,5 +240,109 @@ func pinHorizon(t *testing.T, db *pgtest.DB) {
 	t.Cleanup(func() { pin.Close(ctx) })
 	if _, err := pin.Exec(ctx, "BEGIN; SELECT txid_current()"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClaimSkipsFlushWait: a claim that takes tasks turns synchronous_commit
+// off for its own transaction (see sqlClaim), and only for it.
+func TestClaimSkipsFlushWait(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsNone)
+	p := newProducer(e, DefaultQueue, 10)
+	insertN(t, e, db, 2, nil)
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	setting := func() string {
+		t.Helper()
+		var v string
+		if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	session := setting()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
+		t.Fatal(err)
+	}
+	sql, args := p.claimStatement(10)
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := setting(); n != 2 || got != "off" {
+		t.Fatalf("claimed %d tasks, synchronous_commit %s after the claim; want 2, off", n, got)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := setting(); got != session {
+		t.Fatalf("synchronous_commit is %s after the claim's transaction, %s before it", got, session)
+	}
+}
+
+// TestInsertNotificationMovesCursorBack: a task whose run_at sits behind a
+// producer's cursor, beyond the lookback (here a run_at in the past; also a
+// task enqueued by a transaction that committed long after it began), is not
+// seen by a claim from the cursor until the insert's notification, which
+// carries that run_at, moves the cursor back to it.
+func TestInsertNotificationMovesCursorBack(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsNone)
+	p := newProducer(e, DefaultQueue, 100)
+	e.producers = map[string]*producer{DefaultQueue: p}
+	listener, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{e.insertChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("waiting for the insert notification: %v", err)
+		}
+		return n.Payload
+	}
+
+	insertN(t, e, db, 10, nil)
+	next()
+	if got := claimAll(t, p, 100); len(got) != 10 {
+		t.Fatalf("claimed %d of 10", len(got))
+	}
+	late := insertN(t, e, db, 1, func(int) *jobs.InsertOpts {
+		return &jobs.InsertOpts{RunAt: time.Now().Add(-10 * time.Second)}
+	})[0]
+	payload := next()
+	if got := claimAll(t, p, 100); len(got) != 0 {
+		t.Fatalf("a claim from the cursor found %d tasks behind it before the notification", len(got))
+	}
+	e.onInsertNotify(payload)
+	got := claimAll(t, p, 100)
+	if len(got) != 1 || got[0].ID != late {
+		t.Fatalf("after the notification %q the claim found %d tasks, want the late one", payload, len(got))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -272,7 +274,7 @@ func (e *Engine) returnTasks(ctx context.Context, ids []uuid.UUID) error {
 		return fmt.Errorf("return %d running tasks to the queue: %w", len(ids), err)
 	}
 	if len(queues) > 0 {
-		_, err = e.pool.Exec(ctx, e.sql.notify, e.insertChannel, queues)
+		_, err = e.pool.Exec(ctx, e.sql.wake, e.insertChannel, queues, nil)
 	}
 	return err
 }
@@ -287,10 +289,20 @@ func (e *Engine) heartbeat(ctx context.Context) error {
 	return err
 }
 
+// onInsertNotify wakes the producer of the payload's queue, moving its claim
+// cursors back to the payload's run_at if it has one (see sqlWake).
 func (e *Engine) onInsertNotify(payload string) {
-	if p, ok := e.producers[payload]; ok {
-		p.wake()
+	queue, runAt, hasRunAt := strings.Cut(payload, " ")
+	p, ok := e.producers[queue]
+	if !ok {
+		return
 	}
+	if hasRunAt {
+		if us, err := strconv.ParseInt(runAt, 10, 64); err == nil {
+			p.notified(time.UnixMicro(us))
+		}
+	}
+	p.wake()
 }
 
 func (e *Engine) wakeAll() {

@@ -476,7 +476,7 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 		scheduledAts = make([]*time.Time, n)
 		metadata     = make([]*string, n)
 	)
-	wake := map[string]bool{}
+	wake := wakeSet{}
 	now := time.Now()
 	for i, p := range params {
 		ids[i], kinds[i], queues[i], args[i], codecs[i] = p.ID, p.Kind, p.Queue, string(p.Args), p.Codec
@@ -522,7 +522,7 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 			metadata[i] = ptr(string(b))
 		}
 		if statuses[i] == jobs.StatusPending && (p.RunAt.IsZero() || !p.RunAt.After(now)) {
-			wake[p.Queue] = true
+			wake.add(p.Queue, p.RunAt)
 		}
 	}
 	var batch pgx.Batch
@@ -530,7 +530,8 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 		maxAttempts, retryDelays, backoffs, expires, timeouts, deps, runAnyway, callbacks, resultTTLs,
 		storeResults, uniqueKeys, uniqueStates, scheduleIDs, scheduledAts, metadata, e.cfg.EventLevel == EventsAll)
 	if len(wake) > 0 {
-		batch.Queue(e.sql.notify, e.insertChannel, sortedKeys(wake))
+		queues, runAts := wake.args()
+		batch.Queue(e.sql.wake, e.insertChannel, queues, runAts)
 	}
 	br := db.SendBatch(ctx, &batch)
 	results, err := scanInsert(br, params, statuses)
@@ -749,13 +750,32 @@ func statusArrayLiteral(states []jobs.Status) string {
 	return string(append(b, '}'))
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// wakeSet is the queues an insert makes tasks runnable in, each with the
+// earliest run_at given explicitly (zero: only tasks that take the
+// transaction's now()). Its NOTIFY tells producers where to look; see
+// sqlNotify.
+type wakeSet map[string]time.Time
+
+func (w wakeSet) add(queue string, runAt time.Time) {
+	if t, ok := w[queue]; !ok || (!runAt.IsZero() && (t.IsZero() || runAt.Before(t))) {
+		w[queue] = runAt
 	}
-	slices.Sort(out)
-	return out
+}
+
+// args are sqlNotify's $2 and $3: queues in order, and their run_at (nil: now()).
+func (w wakeSet) args() ([]string, []*time.Time) {
+	queues := make([]string, 0, len(w))
+	for q := range w {
+		queues = append(queues, q)
+	}
+	slices.Sort(queues)
+	runAts := make([]*time.Time, len(queues))
+	for i, q := range queues {
+		if t := w[q]; !t.IsZero() {
+			runAts[i] = &t
+		}
+	}
+	return queues, runAts
 }
 
 // copyMinRows is the smallest batch Insert writes with COPY: below it the
@@ -808,7 +828,7 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 			later = append(later, p)
 		}
 	}
-	wake := map[string]bool{}
+	wake := wakeSet{}
 	for _, group := range [][]*InsertParams{now, later} {
 		if len(group) == 0 {
 			continue
@@ -834,7 +854,8 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 		batch.Queue(e.sql.copyEvents, ids, kinds, queues)
 	}
 	if len(wake) > 0 {
-		batch.Queue(e.sql.notify, e.insertChannel, sortedKeys(wake))
+		queues, runAts := wake.args()
+		batch.Queue(e.sql.wake, e.insertChannel, queues, runAts)
 	}
 	if batch.Len() > 0 {
 		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
@@ -853,7 +874,7 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 
 // copyRows renders params as COPY rows of the first ncol copyColumns, noting
 // in wake the queues that get tasks runnable now.
-func copyRows(params []*InsertParams, ncol int, wake map[string]bool) ([][]any, error) {
+func copyRows(params []*InsertParams, ncol int, wake wakeSet) ([][]any, error) {
 	now := time.Now()
 	rows := make([][]any, len(params))
 	vals := make([]any, len(params)*ncol)
@@ -894,7 +915,7 @@ func copyRows(params []*InsertParams, ncol int, wake map[string]bool) ([][]any, 
 		}
 		rows[i] = row
 		if p.RunAt.IsZero() || !p.RunAt.After(now) {
-			wake[p.Queue] = true
+			wake.add(p.Queue, p.RunAt)
 		}
 	}
 	return rows, nil

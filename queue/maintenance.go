@@ -105,7 +105,7 @@ func (e *Engine) Rescue(ctx context.Context) (int, error) {
 		e.log.Warn("rescued tasks of clients that stopped heartbeating", "count", n)
 	}
 	if len(queues) > 0 {
-		if _, err := e.pool.Exec(ctx, e.sql.notify, e.insertChannel, queues); err != nil {
+		if _, err := e.pool.Exec(ctx, e.sql.wake, e.insertChannel, queues, nil); err != nil {
 			return n, fmt.Errorf("rescue: notify: %w", err)
 		}
 	}

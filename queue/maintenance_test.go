@@ -74,3 +74,43 @@ func TestPruneStartsWhereItStopped(t *testing.T) {
 		t.Fatalf("pass after the reset deleted %d tasks, want 1", c.Tasks)
 	}
 }
+
+// TestPruneEventsReadsABatch: when no event is old enough to delete, a
+// retention pass reads one batch of events, not every event in the table.
+func TestPruneEventsReadsABatch(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsNone)
+	e.cfg.EventRetention = time.Hour
+	// Enough young events that a scan of them all costs more than the
+	// lookup of a batch, as in any table retention matters for.
+	const old, young = 3 * maintenanceBatch, 50 * maintenanceBatch
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO `+table(db.Schema, "events")+` (type, time)
+		SELECT 'test', now() - $2::interval + i * interval '1ms' FROM generate_series(1, $1) AS i`,
+		old, 2*e.cfg.EventRetention); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO `+table(db.Schema, "events")+` (type)
+		SELECT 'test' FROM generate_series(1, $1)`, young); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Events != old {
+		t.Fatalf("deleted %d old events, want %d", c.Events, old)
+	}
+	read := explain(t, db, e.sql.pruneEvents, e.cfg.EventRetention, maintenanceBatch, e.maint.pruneEventFrom).tableRows("events")
+	if read > maintenanceBatch {
+		t.Fatalf("a pass with nothing to delete read %d events; want at most a batch (%d) of the %d young ones", read, maintenanceBatch, young)
+	}
+	var left int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table(db.Schema, "events")).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != young {
+		t.Fatalf("%d events left, want the %d young ones", left, young)
+	}
+}

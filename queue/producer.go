@@ -40,9 +40,10 @@ type producer struct {
 	// rewind holds, per priority, the run_at of a task the sweeper found
 	// behind a cursor; the next claim moves the cursor back to it. shared
 	// is the sweeper's copy of the cursors, published after each claim.
-	rewindMu sync.Mutex
-	rewind   map[int16]time.Time
-	shared   []cursor
+	rewindMu  sync.Mutex
+	rewind    map[int16]time.Time
+	rewindAll time.Time // from insert notifications: every cursor, whatever its priority
+	shared    []cursor
 }
 
 // cursor is the index position (run_at, id) of the last task a producer
@@ -61,8 +62,12 @@ type cursor struct {
 
 const (
 	// cursorLookback covers tasks whose transaction committed up to this
-	// long after it began.
-	cursorLookback = time.Second
+	// long after it began and whose insert notification has not been
+	// handled yet, or that were made runnable without one carrying their
+	// run_at (rescue, Retry, SQL by hand). Under a pinned xmin horizon every
+	// claim re-reads the dead entries of this window: it is kept short, and
+	// insert notifications (sqlWake) cover transactions of any length.
+	cursorLookback = 100 * time.Millisecond
 	// The sweep runs at least every sweepMin, and at most as often as
 	// keeps its own cost under 2% of the time: when a pinned xmin horizon
 	// makes it walk many dead entries, sweeps space out, up to sweepMax. A
@@ -179,18 +184,34 @@ func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 	return claimed, nil
 }
 
-// applyRewind moves cursors back to tasks the sweeper found behind them.
+// notified records the earliest run_at of tasks an insert notification
+// announced: the next claim starts every cursor no later than it.
+func (p *producer) notified(runAt time.Time) {
+	p.rewindMu.Lock()
+	defer p.rewindMu.Unlock()
+	if p.rewindAll.IsZero() || runAt.Before(p.rewindAll) {
+		p.rewindAll = runAt
+	}
+}
+
+// applyRewind moves cursors back to tasks the sweeper found behind them and
+// to the run_at insert notifications announced.
 func (p *producer) applyRewind() {
 	p.rewindMu.Lock()
 	defer p.rewindMu.Unlock()
 	for i := range p.cursors {
 		c := &p.cursors[i]
-		if runAt, ok := p.rewind[c.priority]; ok && !runAt.After(c.runAt) {
+		runAt, ok := p.rewind[c.priority]
+		if !p.rewindAll.IsZero() && (!ok || p.rewindAll.Before(runAt)) {
+			runAt, ok = p.rewindAll, true
+		}
+		if ok && !runAt.After(c.runAt) {
 			// (run_at, id) > (runAt, Nil) includes the task found.
 			c.runAt, c.id = runAt, uuid.Nil
 		}
 	}
 	clear(p.rewind)
+	p.rewindAll = time.Time{}
 }
 
 // sweepLoop runs sweep until ctx ends, spaced by its own cost.

@@ -29,6 +29,7 @@ type statements struct {
 	cancelDeps    string
 	fireCallbacks string
 	notify        string
+	wake          string
 
 	heartbeat    string
 	deleteClient string
@@ -66,6 +67,7 @@ func newStatements(schema string) *statements {
 		{&s.cancelDeps, sqlCancelDeps},
 		{&s.fireCallbacks, sqlFireCallbacks},
 		{&s.notify, sqlNotify},
+		{&s.wake, sqlWake},
 		{&s.heartbeat, sqlHeartbeat},
 		{&s.deleteClient, sqlDeleteClient},
 		{&s.rescueStale, strings.Replace(sqlRescue, "{stuck}", sqlRescueStale, 1)},
@@ -97,7 +99,7 @@ func Channel(schema, topic string) string {
 
 // NOTIFY topics.
 const (
-	topicInsert   = "insert"   // payload: queue name; tasks became runnable
+	topicInsert   = "insert"   // payload: queue name, a space, earliest run_at (µs since the epoch); tasks became runnable
 	topicControl  = "control"  // payload: JSON control message (cancel, pause, resume)
 	topicComplete = "complete" // payload: empty; a completion batch committed
 )
@@ -140,13 +142,35 @@ const sqlCopyEvents = `
 INSERT INTO {events} (type, task_id, kind, queue, message)
 SELECT 'enqueued', id, kind, queue, 'pending' FROM unnest($1::uuid[], $2::text[], $3::text[]) AS i(id, kind, queue)`
 
-// sqlNotify wakes producers: one NOTIFY per queue per transaction (PostgreSQL
-// also folds identical notifications within a transaction).
+// sqlNotify sends each payload of $2 on channel $1 (PostgreSQL folds
+// identical notifications within a transaction).
 const sqlNotify = `SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q`
+
+// sqlWake wakes the producers of queues $2 on the insert channel $1: one
+// NOTIFY per queue. The payload is the queue, a space, and the earliest
+// run_at of the tasks made runnable ($3, or the transaction's now(), which
+// tasks inserted without a run_at take) in microseconds since the Unix
+// epoch: a producer moves its claim cursors back to it, so a task enqueued by
+// a transaction that committed long after it began is claimed at once (see
+// producer.notified). A payload of the queue alone (SQL written by hand)
+// only wakes.
+const sqlWake = `SELECT pg_notify($1, q || ' ' || ` + notifyRunAt + `) FROM unnest($2::text[], $3::timestamptz[]) AS n(q, r)`
+
+// notifyRunAt renders least(r, now()) for a NOTIFY payload; r may be NULL.
+const notifyRunAt = `floor(extract(epoch FROM least(r, now())) * 1000000)::bigint`
 
 // sqlClaim moves up to $2 runnable tasks of queue $1 to running, for client $3.
 // {locked} picks and locks them: claimLocked renders it, for a scan of the
 // whole runnable range or one that starts at the producer's cursors.
+//
+// A claim that takes tasks commits without waiting for its WAL to be flushed
+// (synchronous_commit off for its own transaction, set by the final WHERE,
+// evaluated before the commit): a claim lost in a server crash leaves its
+// tasks pending, claimed again after the restart, which at-least-once
+// delivery allows; a task that ran is run again, as after any crash. The
+// completion, which is flushed, flushes the claim before it: WAL is written
+// in order. The wait saved is a flush per claim, on the path from a task's
+// enqueue to its start.
 const sqlClaim = `
 WITH {locked}, claimed AS (
 	UPDATE {tasks} t SET status = 'running', attempt = t.attempt + 1, started_at = now(),
@@ -157,7 +181,7 @@ WITH {locked}, claimed AS (
 	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, schedule_id)
 	SELECT 'executing', id, kind, queue, worker_id, attempt, schedule_id FROM claimed WHERE $4::bool
 )
-SELECT {task_columns} FROM claimed`
+SELECT {task_columns} FROM claimed WHERE set_config('synchronous_commit', 'off', true) = 'off'`
 
 // sqlBehindCursor finds the earliest runnable task of queue $1 and priority
 // $2 behind the claim cursor ($3, $4); see producer.sweep.
@@ -318,7 +342,7 @@ WHERE w.id = cand.id AND w.status = 'waiting'
 				ELSE d.status <> 'success' END)
 	RETURNING w.queue
 )
-SELECT pg_notify($2, queue) FROM (SELECT DISTINCT queue FROM rel) AS q`
+SELECT pg_notify($2, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT DISTINCT queue, NULL::timestamptz AS r FROM rel) AS q`
 
 // sqlCancelDeps cancels the waiting dependents of tasks that failed, and
 // theirs in turn, naming the dependency that failed.
@@ -360,9 +384,9 @@ WHERE p.callback IS NOT NULL
 	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
 		AND coalesce((p.callback ->> 'on_failure')::bool, false)))
 	ON CONFLICT (id) DO NOTHING
-	RETURNING queue
+	RETURNING queue, run_at
 )
-SELECT pg_notify($3, queue) FROM (SELECT DISTINCT queue FROM ins) AS q`
+SELECT pg_notify($3, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT queue, min(run_at) AS r FROM ins GROUP BY queue) AS q`
 
 const sqlHeartbeat = `
 INSERT INTO {clients} (id, hostname, pid, queues) VALUES ($1, $2, $3, $4)
@@ -475,10 +499,18 @@ WITH gone AS (
 )
 SELECT count(*), coalesce(max(expires_at), $2) FROM gone`
 
+// Events are taken in id order, the next $2 above the bound, and those of
+// them older than the retention are deleted: a filter on time in the scan
+// itself would read every event younger than the retention (all of them, in
+// a database younger than it) on every pass. Ids follow time closely (an
+// event's time is taken a moment before its insert), so the first batch that
+// is not all old enough ends the pass.
 const sqlPruneEvents = `
-WITH gone AS (
-	DELETE FROM {events} WHERE id IN (
-		SELECT id FROM {events} WHERE id > $3 AND time < now() - $1::interval ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+WITH next AS (
+	SELECT id, time FROM {events} WHERE id > $3 ORDER BY id LIMIT $2
+), gone AS (
+	-- = ANY (ARRAY(...)): a lookup per id, never a scan of the table.
+	DELETE FROM {events} WHERE id = ANY (ARRAY(SELECT id FROM next WHERE time < now() - $1::interval))
 	RETURNING id
 )
-SELECT count(*), coalesce(max(id), 0) FROM gone`
+SELECT count(*), coalesce(max(id), $3) FROM gone`
