@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -344,5 +345,72 @@ func TestInsertNotificationMovesCursorBack(t *testing.T) {
 	got := claimAll(t, p, 100)
 	if len(got) != 1 || got[0].ID != late {
 		t.Fatalf("after the notification %q the claim found %d tasks, want the late one", payload, len(got))
+	}
+}
+
+// TestSQLEnqueueNotificationCarriesRunAt: omniq.enqueue's NOTIFY carries the
+// task's run_at as the Go client's does, so a task enqueued from SQL by a
+// transaction that committed after claims moved past its run_at is claimed
+// on that notification.
+func TestSQLEnqueueNotificationCarriesRunAt(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsNone)
+	p := newProducer(e, DefaultQueue, 100)
+	e.producers = map[string]*producer{DefaultQueue: p}
+	listener, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{e.insertChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("waiting for an insert notification: %v", err)
+		}
+		return n.Payload
+	}
+
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var late uuid.UUID
+	if err := tx.QueryRow(ctx, `SELECT `+table(db.Schema, "enqueue")+`('sql_task')`).Scan(&late); err != nil {
+		t.Fatal(err)
+	}
+	// The transaction goes on working for longer than the claims' lookback
+	// (this is the case under test, not a wait for something), while tasks
+	// enqueued after it began are claimed and move the cursor past its now().
+	if _, err := tx.Exec(ctx, `SELECT pg_sleep($1)`, (2 * cursorLookback).Seconds()); err != nil {
+		t.Fatal(err)
+	}
+	insertN(t, e, db, 10, nil)
+	next()
+	if got := claimAll(t, p, 100); len(got) != 10 {
+		t.Fatalf("claimed %d of 10", len(got))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	payload := next()
+	if !strings.HasPrefix(payload, DefaultQueue+" ") {
+		t.Fatalf("omniq.enqueue's notification is %q, want the queue and a run_at", payload)
+	}
+	if got := claimAll(t, p, 100); len(got) != 0 {
+		t.Fatalf("a claim from the cursor found %d tasks behind it before the notification", len(got))
+	}
+	e.onInsertNotify(payload)
+	got := claimAll(t, p, 100)
+	if len(got) != 1 || got[0].ID != late {
+		t.Fatalf("after the notification %q the claim found %d tasks, want the one from SQL", payload, len(got))
 	}
 }
