@@ -753,7 +753,7 @@ func statusArrayLiteral(states []jobs.Status) string {
 // wakeSet is the queues an insert makes tasks runnable in, each with the
 // earliest run_at given explicitly (zero: only tasks that take the
 // transaction's now()). Its NOTIFY tells producers where to look; see
-// sqlNotify.
+// sqlWake.
 type wakeSet map[string]time.Time
 
 func (w wakeSet) add(queue string, runAt time.Time) {
@@ -762,7 +762,7 @@ func (w wakeSet) add(queue string, runAt time.Time) {
 	}
 }
 
-// args are sqlNotify's $2 and $3: queues in order, and their run_at (nil: now()).
+// args are sqlWake's $2 and $3: queues in order, and their run_at (nil: now()).
 func (w wakeSet) args() ([]string, []*time.Time) {
 	queues := make([]string, 0, len(w))
 	for q := range w {
