@@ -41,10 +41,12 @@ func TestFailingTaskRetriesWithDelayThenDiscarded(t *testing.T) {
 			t.Fatalf("attempt %d started %s after attempt %d, want at least the retry delay %s", i+1, gap, i, delay)
 		}
 	}
-	// Discarded for good: nothing runs it again.
-	time.Sleep(2 * delay)
-	if at.len() != 3 {
-		t.Fatalf("a discarded task ran again")
+	// Discarded for good: nothing runs it again. A task due two retry
+	// delays later runs after any retry of it would have.
+	later := enqueue(t, c, jobArgs{}, &omniq.InsertOpts{MaxAttempts: 1, RunIn: 2 * delay})
+	waitStatus(t, c, later.ID, omniq.StatusError)
+	if n := at.len(); n != 4 {
+		t.Fatalf("%d runs after the discard and one later task, want 4: the discarded task ran again", n)
 	}
 }
 
@@ -199,9 +201,12 @@ func TestJobCancelFromWorkerStopsRetries(t *testing.T) {
 	if row.Attempt != 1 || len(row.Errors) != 1 || !strings.Contains(row.Errors[0].Error, "account closed, will never succeed") {
 		t.Fatalf("cancelled task: attempt %d, errors %+v", row.Attempt, row.Errors)
 	}
-	time.Sleep(quietWindow) // several retry delays (50ms)
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("cancelled task ran %d times", n)
+	// A task due several retry delays (50ms) later runs after any retry of
+	// the cancelled one would have.
+	later := enqueue(t, c, jobArgs{}, &omniq.InsertOpts{RunIn: quietWindow})
+	waitStatus(t, c, later.ID, omniq.StatusCancelled)
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("%d runs after the cancel and one later task, want 2: the cancelled task ran again", n)
 	}
 }
 
