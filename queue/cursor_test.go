@@ -306,28 +306,10 @@ func TestClaimSkipsFlushWait(t *testing.T) {
 func TestInsertNotificationMovesCursorBack(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	ctx := context.Background()
 	e := testEngine(db, EventsNone)
 	p := newProducer(e, DefaultQueue, 100)
 	e.producers = map[string]*producer{DefaultQueue: p}
-	listener, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close(ctx)
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{e.insertChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	next := func() string {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		n, err := listener.WaitForNotification(wctx)
-		if err != nil {
-			t.Fatalf("waiting for the insert notification: %v", err)
-		}
-		return n.Payload
-	}
+	next := listenInserts(t, db, e)
 
 	insertN(t, e, db, 10, nil)
 	next()
@@ -359,24 +341,7 @@ func TestSQLEnqueueNotificationCarriesRunAt(t *testing.T) {
 	e := testEngine(db, EventsNone)
 	p := newProducer(e, DefaultQueue, 100)
 	e.producers = map[string]*producer{DefaultQueue: p}
-	listener, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close(ctx)
-	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{e.insertChannel}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	next := func() string {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		n, err := listener.WaitForNotification(wctx)
-		if err != nil {
-			t.Fatalf("waiting for an insert notification: %v", err)
-		}
-		return n.Payload
-	}
+	next := listenInserts(t, db, e)
 
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -412,5 +377,31 @@ func TestSQLEnqueueNotificationCarriesRunAt(t *testing.T) {
 	got := claimAll(t, p, 100)
 	if len(got) != 1 || got[0].ID != late {
 		t.Fatalf("after the notification %q the claim found %d tasks, want the one from SQL", payload, len(got))
+	}
+}
+
+// listenInserts listens on e's insert channel until the test ends and
+// returns a function that waits (up to 10s) for the next notification and
+// returns its payload.
+func listenInserts(t *testing.T, db *pgtest.DB, e *Engine) func() string {
+	t.Helper()
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { listener.Close(ctx) })
+	if _, err := listener.Exec(ctx, "LISTEN "+pgx.Identifier{e.insertChannel}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	return func() string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("waiting for an insert notification on %s: %v", e.insertChannel, err)
+		}
+		return n.Payload
 	}
 }
