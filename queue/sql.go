@@ -340,9 +340,9 @@ WHERE w.id = cand.id AND w.status = 'waiting'
 		SELECT 1 FROM {tasks} d WHERE d.id = ANY (w.depends_on)
 			AND CASE WHEN w.run_anyway THEN d.status NOT IN ('success', 'error', 'cancelled', 'expired')
 				ELSE d.status <> 'success' END)
-	RETURNING w.queue
+	RETURNING w.queue, w.run_at
 )
-SELECT pg_notify($2, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT DISTINCT queue, NULL::timestamptz AS r FROM rel) AS q`
+SELECT pg_notify($2, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT queue, min(run_at) AS r FROM rel GROUP BY queue) AS q`
 
 // sqlCancelDeps cancels the waiting dependents of tasks that failed, and
 // theirs in turn, naming the dependency that failed.
