@@ -302,7 +302,7 @@ func TestSIGKILLMidBatchLosesNothing(t *testing.T) {
 
 	rows, err = db.Pool.Query(ctx, `SELECT t.id, t.attempt, t.errors::text, count(r.task_id),
 		count(*) FILTER (WHERE r.worker = $1)
-		FROM `+db.Table("tasks")+` t LEFT JOIN `+runs+` r ON r.task_id = t.id GROUP BY t.id`, victim.id)
+		FROM `+db.Table("tasks")+` t LEFT JOIN `+runs+` r ON r.task_id = t.id GROUP BY t.id, t.gen`, victim.id)
 	if err != nil {
 		t.Fatal(err)
 	}

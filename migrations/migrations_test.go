@@ -411,9 +411,10 @@ func TestMigrationErrorDown(t *testing.T) {
 	schema := newSchema(t)
 	mustMigrate(t, ctx, conn, schema, migrations.Latest())
 
-	// A view on tasks makes 001_core.sql's DROP TABLE fail.
+	// A view on clients, which only 001_core.sql drops, makes its DROP
+	// TABLE fail.
 	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE VIEW %s AS SELECT id FROM %s",
-		pgx.Identifier{schema, "task_ids"}.Sanitize(), pgx.Identifier{schema, "tasks"}.Sanitize())); err != nil {
+		pgx.Identifier{schema, "client_ids"}.Sanitize(), pgx.Identifier{schema, "clients"}.Sanitize())); err != nil {
 		t.Fatal(err)
 	}
 	err := migrations.Migrate(ctx, conn, schema, 0)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,6 +74,21 @@ type InsertParams struct {
 	ScheduleID   *uuid.UUID
 	ScheduledAt  *time.Time
 	Metadata     map[string]any
+	// PresetID is true when ID came from InsertOpts.ID rather than being
+	// made here: such a task goes to the sticky partition, where ids are
+	// unique across the table (see rotates).
+	PresetID bool
+}
+
+// rotates reports whether p is written to tasks' rotating partitions
+// (migration 007): a plain task due within horizon, whose row can go when its
+// partition is truncated. Unique tasks and schedule ticks (their unique
+// indexes hold across the table only within the sticky partition), tasks with
+// dependencies, tasks with a preset ID and tasks due later go to the sticky
+// partition, which retention prunes row by row.
+func (p *InsertParams) rotates(now time.Time, horizon time.Duration) bool {
+	return p.UniqueKey == nil && p.ScheduleID == nil && len(p.DependsOn) == 0 && !p.PresetID &&
+		!p.RunAt.After(now.Add(horizon))
 }
 
 // InsertResult is the outcome of inserting one task.
@@ -159,6 +175,7 @@ func (e *Engine) prepare(kind, codecName string, data []byte, o jobs.InsertOpts)
 	if o.StoreResult != nil {
 		p.StoreResult = *o.StoreResult
 	}
+	p.PresetID = p.ID != uuid.Nil
 	if p.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -475,10 +492,13 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 		scheduleIDs  = make([]*uuid.UUID, n)
 		scheduledAts = make([]*time.Time, n)
 		metadata     = make([]*string, n)
+		rotating     = make([]bool, n)
 	)
 	wake := wakeSet{}
 	now := time.Now()
+	horizon := e.rotateEvery()
 	for i, p := range params {
+		rotating[i] = p.rotates(now, horizon)
 		ids[i], kinds[i], queues[i], args[i], codecs[i] = p.ID, p.Kind, p.Queue, string(p.Args), p.Codec
 		names[i], descs[i] = nonEmpty(p.Name), nonEmpty(p.Description)
 		if len(p.Tags) > 0 {
@@ -528,7 +548,8 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 	var batch pgx.Batch
 	batch.Queue(e.sql.insert, ids, kinds, queues, args, codecs, names, descs, tags, prios, stats, runAts,
 		maxAttempts, retryDelays, backoffs, expires, timeouts, deps, runAnyway, callbacks, resultTTLs,
-		storeResults, uniqueKeys, uniqueStates, scheduleIDs, scheduledAts, metadata, e.cfg.EventLevel == EventsAll)
+		storeResults, uniqueKeys, uniqueStates, scheduleIDs, scheduledAts, metadata, e.cfg.EventLevel == EventsAll,
+		rotating)
 	if len(wake) > 0 {
 		queues, runAts := wake.args()
 		batch.Queue(e.sql.wake, e.insertChannel, queues, runAts)
@@ -587,7 +608,8 @@ func insertError(err error) error {
 		case "21000": // ON CONFLICT DO UPDATE cannot affect row a second time
 			return fmt.Errorf("%w: two tasks in one batch have the same unique key: %w", jobs.ErrInvalidInput, err)
 		case "23505":
-			if pgErr.ConstraintName == "tasks_pkey" {
+			// The primary key of tasks, or of one of its partitions.
+			if strings.HasPrefix(pgErr.TableName, "tasks") && strings.HasSuffix(pgErr.ConstraintName, "_pkey") {
 				return fmt.Errorf("%w: a task with that ID already exists: %w", jobs.ErrInvalidInput, err)
 			}
 		case "23514":
@@ -808,7 +830,7 @@ func copyable(params []*InsertParams) bool {
 // set none, so it takes its default, now() by the database clock.
 var copyColumns = []string{"id", "kind", "queue", "args", "codec", "name", "description", "tags", "priority",
 	"max_attempts", "retry_delay", "retry_backoff", "expires_at", "timeout", "callback", "result_ttl",
-	"store_result", "metadata", "run_at"}
+	"store_result", "metadata", "gen", "run_at"}
 
 // copyInsert writes a large batch of plain tasks with COPY, in one
 // transaction with their enqueued events and the wake-up NOTIFY: every task
@@ -828,6 +850,10 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 			later = append(later, p)
 		}
 	}
+	var gen int16 // the rotating partition new tasks go to
+	if err := tx.QueryRow(ctx, e.sql.rotationGen).Scan(&gen); err != nil {
+		return nil, fmt.Errorf("insert tasks: %w", err)
+	}
 	wake := wakeSet{}
 	for _, group := range [][]*InsertParams{now, later} {
 		if len(group) == 0 {
@@ -837,7 +863,7 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 		if group[0].RunAt.IsZero() {
 			cols = cols[:len(cols)-1]
 		}
-		rows, err := copyRows(group, len(cols), wake)
+		rows, err := copyRows(group, len(cols), gen, e.rotateEvery(), wake)
 		if err != nil {
 			return nil, err
 		}
@@ -873,8 +899,10 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 }
 
 // copyRows renders params as COPY rows of the first ncol copyColumns, noting
-// in wake the queues that get tasks runnable now.
-func copyRows(params []*InsertParams, ncol int, wake wakeSet) ([][]any, error) {
+// in wake the queues that get tasks runnable now. Tasks that rotate (see
+// InsertParams.rotates, with horizon) go to partition gen, the rest to the
+// sticky one.
+func copyRows(params []*InsertParams, ncol int, gen int16, horizon time.Duration, wake wakeSet) ([][]any, error) {
 	now := time.Now()
 	rows := make([][]any, len(params))
 	vals := make([]any, len(params)*ncol)
@@ -906,10 +934,14 @@ func copyRows(params []*InsertParams, ncol int, wake wakeSet) ([][]any, error) {
 		if tags == nil {
 			tags = []string{}
 		}
+		g := int16(0)
+		if p.rotates(now, horizon) {
+			g = gen
+		}
 		row := vals[i*ncol : (i+1)*ncol : (i+1)*ncol]
 		copy(row, []any{[16]byte(p.ID), p.Kind, p.Queue, string(p.Args), p.Codec, nonEmpty(p.Name), nonEmpty(p.Description),
 			tags, int16(p.Priority), int32(p.MaxAttempts), p.RetryDelay, string(p.RetryBackoff), p.ExpiresAt, timeout,
-			callback, resultTTL, p.StoreResult, metadata})
+			callback, resultTTL, p.StoreResult, metadata, g})
 		if ncol == len(copyColumns) {
 			row[ncol-1] = p.RunAt
 		}

@@ -51,6 +51,9 @@ func (e *Engine) maintain(ctx context.Context) {
 				if _, err := e.Prune(ctx); err != nil && ctx.Err() == nil {
 					log.Error("retention failed", "error", err)
 				}
+				if _, err := e.Rotate(ctx); err != nil && ctx.Err() == nil {
+					log.Error("rotating tasks' partitions failed", "error", err)
+				}
 			}
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/omniqhq/omniq/internal/pgtest"
+	"github.com/omniqhq/omniq/jobs"
 )
 
 // TestPruneStartsWhereItStopped: while another transaction holds back the
@@ -22,9 +24,11 @@ func TestPruneStartsWhereItStopped(t *testing.T) {
 	pinHorizon(t, db)
 
 	// finish marks n new tasks finished, ago and 200ms apart before it.
+	// Their preset ids put them in the sticky partition, the one retention
+	// prunes row by row (the rotating ones are truncated: TestRotate…).
 	finish := func(n int, ago time.Duration) {
 		t.Helper()
-		ids := insertN(t, e, db, n, nil)
+		ids := insertN(t, e, db, n, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{ID: uuid.Must(uuid.NewV7())} })
 		if _, err := db.Pool.Exec(ctx, `UPDATE `+table(db.Schema, "tasks")+` t
 			SET status = 'success', completed_at = now() - $2::interval - u.n * interval '200ms'
 			FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n) WHERE t.id = u.id`, ids, ago); err != nil {

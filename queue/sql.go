@@ -41,6 +41,17 @@ type statements struct {
 	pruneTasks   string
 	pruneResults string
 	pruneEvents  string
+
+	rotationGen   string
+	rotationSlots string
+	rotationEnd   string
+	rotationStart string
+	rotationEmpty string
+	// By rotating partition (index gen-1): see rotation.go.
+	partitionDrained  [rotatingPartitions]string
+	partitionResults  [rotatingPartitions]string
+	partitionLock     [rotatingPartitions]string
+	partitionTruncate [rotatingPartitions]string
 }
 
 func table(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
@@ -52,6 +63,7 @@ func newStatements(schema string) *statements {
 		"{events}", table(schema, "events"),
 		"{clients}", table(schema, "clients"),
 		"{queues}", table(schema, "queues"),
+		"{rotation}", table(schema, "tasks_rotation"),
 		"{task_columns}", taskColumns,
 	)
 	s := &statements{schema: schema}
@@ -77,8 +89,20 @@ func newStatements(schema string) *statements {
 		{&s.pruneTasks, sqlPruneTasks},
 		{&s.pruneResults, sqlPruneResults},
 		{&s.pruneEvents, sqlPruneEvents},
+		{&s.rotationGen, sqlRotationGen},
+		{&s.rotationSlots, sqlRotationSlots},
+		{&s.rotationEnd, sqlRotationEnd},
+		{&s.rotationStart, sqlRotationStart},
+		{&s.rotationEmpty, sqlRotationEmpty},
 	} {
 		*p.dst = r.Replace(p.sql)
+	}
+	for i := range rotatingPartitions {
+		part := strings.NewReplacer("{part}", table(schema, fmt.Sprintf("tasks_g%d", i+1)))
+		s.partitionDrained[i] = r.Replace(part.Replace(sqlPartitionDrained))
+		s.partitionResults[i] = r.Replace(part.Replace(sqlPartitionResults))
+		s.partitionLock[i] = part.Replace(sqlPartitionLock)
+		s.partitionTruncate[i] = part.Replace(sqlPartitionTruncate)
 	}
 	for k := range s.claim {
 		s.claim[k] = r.Replace(strings.Replace(sqlClaim, "{locked}", claimLocked(k), 1))
@@ -105,32 +129,36 @@ const (
 )
 
 // sqlInsert inserts a batch of tasks given as parallel arrays. Unique tasks
-// that collide with an existing row return that row's id, flagged duplicate.
+// that collide with an existing row return that row's id, flagged duplicate
+// (the existing row's id is not one of the batch's). $28 says which tasks go
+// to the rotating partition new tasks go to, the rest to the sticky one (see
+// InsertParams.rotates).
 const sqlInsert = `
 WITH input AS (
 	SELECT * FROM unnest(
 		$1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::jsonb[],
 		$9::smallint[], $10::text[], $11::timestamptz[], $12::int[], $13::interval[], $14::text[],
 		$15::timestamptz[], $16::interval[], $17::text[], $18::bool[], $19::jsonb[], $20::interval[],
-		$21::bool[], $22::bytea[], $23::text[], $24::uuid[], $25::timestamptz[], $26::jsonb[]
+		$21::bool[], $22::bytea[], $23::text[], $24::uuid[], $25::timestamptz[], $26::jsonb[], $28::bool[]
 	) AS i(id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
 	       max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway,
-	       callback, result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata)
+	       callback, result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, rotating)
 ), ins AS (
 	INSERT INTO {tasks} (id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
 		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
-		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors)
+		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors, gen)
 	SELECT id, kind, queue, args, codec, name, description,
 		CASE WHEN tags IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags)) END,
 		priority, status, coalesce(run_at, now()), max_attempts, retry_delay, retry_backoff, expires_at,
 		timeout, coalesce(depends_on::uuid[], '{}'), run_anyway, callback, result_ttl, store_result,
 		unique_key, unique_states::text[], schedule_id, scheduled_at, coalesce(metadata, '{}'),
 		CASE WHEN status = 'cancelled' THEN now() END,
-		CASE WHEN status = 'cancelled' THEN jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now(), 'error', 'a dependency did not succeed')) ELSE '[]' END
+		CASE WHEN status = 'cancelled' THEN jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now(), 'error', 'a dependency did not succeed')) ELSE '[]' END,
+		CASE WHEN rotating THEN coalesce((SELECT gen FROM {rotation} WHERE current), 0) ELSE 0 END
 	FROM input
-	ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status = ANY (unique_states)
+	ON CONFLICT (unique_key, gen) WHERE unique_key IS NOT NULL AND status = ANY (unique_states)
 	DO UPDATE SET unique_key = excluded.unique_key
-	RETURNING id, unique_key, xmax <> 0 AS duplicate, kind, queue, status, attempt
+	RETURNING id, unique_key, id <> ALL ($1::uuid[]) AS duplicate, kind, queue, status, attempt
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, message)
 	SELECT 'enqueued', id, kind, queue, status FROM ins WHERE NOT duplicate AND $27::bool
@@ -383,7 +411,7 @@ LEFT JOIN {results} r ON r.task_id = p.id
 WHERE p.callback IS NOT NULL
 	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
 		AND coalesce((p.callback ->> 'on_failure')::bool, false)))
-	ON CONFLICT (id) DO NOTHING
+	ON CONFLICT (id, gen) DO NOTHING
 	RETURNING queue, run_at
 )
 SELECT pg_notify($3, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT queue, min(run_at) AS r FROM ins GROUP BY queue) AS q`
@@ -470,6 +498,8 @@ WITH upd AS (
 SELECT DISTINCT queue FROM upd`
 
 // Retention deletes in bounded batches so no statement holds locks for long.
+// It deletes tasks of the sticky partition (gen 0) only: the rotating ones are
+// retired whole by Engine.Rotate.
 // Each table is deleted in an order that follows time (tasks by completed_at,
 // results by expires_at, events by id) from a lower bound, where the last
 // batch stopped, so a batch does not walk the entries of rows deleted before
@@ -478,9 +508,9 @@ SELECT DISTINCT queue FROM upd`
 // once the bound is reset (see Engine.Prune).
 const sqlPruneTasks = `
 WITH gone AS (
-	DELETE FROM {tasks} WHERE id IN (
+	DELETE FROM {tasks} WHERE gen = 0 AND id IN (
 		SELECT id FROM {tasks}
-		WHERE status IN ('success', 'error', 'cancelled', 'expired')
+		WHERE gen = 0 AND status IN ('success', 'error', 'cancelled', 'expired')
 			AND completed_at >= $3 AND completed_at < now() - $1::interval
 		ORDER BY completed_at LIMIT $2
 		FOR UPDATE SKIP LOCKED)

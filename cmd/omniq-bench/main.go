@@ -322,7 +322,7 @@ func prepareSchema(ctx context.Context, pool *pgxpool.Pool, o *options) error {
 		return fmt.Errorf("migrate schema %s: %w", o.schema, err)
 	}
 	var tables []string
-	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename NOT LIKE '%schema_version%' ORDER BY 1`, o.schema)
+	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename NOT LIKE '%schema_version%' AND tablename <> 'tasks_rotation' ORDER BY 1`, o.schema)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}
