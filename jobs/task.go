@@ -105,6 +105,10 @@ type TaskRow struct {
 	HeartbeatAt  *time.Time
 	Errors       []AttemptError
 	Metadata     map[string]any
+	// Partition is the partition of the tasks table that holds the row (its
+	// gen column): 0 for the sticky partition, 1-4 for the rotating ones.
+	// With ID it is the row's primary key.
+	Partition int16
 }
 
 // Task is a task handed to a worker, with its arguments decoded into T.

@@ -84,11 +84,12 @@ RETURNING s.id, s.name, xmax = 0 AS inserted`
 
 // sqlClaim locks up to $2 due schedules for one fire. $1 is the test clock
 // (NULL: the database clock decides what is due). busy says the newest task
-// of a no-overlap schedule has not finished; it reads one index entry.
+// of a no-overlap schedule has not finished; it reads one index entry (a
+// schedule's tasks are in tasks' sticky partition, gen 0, whose index it is).
 const sqlClaim = `
 SELECT {columns}, coalesce($1::timestamptz, now()) AS now,
 	s.no_overlap AND EXISTS (
-		SELECT 1 FROM (SELECT t.status FROM {tasks} t WHERE t.schedule_id = s.id
+		SELECT 1 FROM (SELECT t.status FROM {tasks} t WHERE t.gen = 0 AND t.schedule_id = s.id
 			ORDER BY t.scheduled_at DESC LIMIT 1) last
 		WHERE last.status IN ('pending', 'waiting', 'running', 'retry')) AS busy
 FROM {schedules} s
@@ -118,6 +119,6 @@ const sqlNotify = `SELECT pg_notify($1, '')`
 // sqlLatestResult finds the newest unexpired result of a schedule's tasks.
 const sqlLatestResult = `
 SELECT r.task_id FROM {results} r JOIN {tasks} t ON t.id = r.task_id
-WHERE t.schedule_id = $1 AND (r.expires_at IS NULL OR r.expires_at > now())
+WHERE t.gen = 0 AND t.schedule_id = $1 AND (r.expires_at IS NULL OR r.expires_at > now())
 ORDER BY t.scheduled_at DESC, r.completed_at DESC NULLS LAST
 LIMIT 1`

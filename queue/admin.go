@@ -77,7 +77,9 @@ func (e *Engine) Tasks(ctx context.Context, db DB, f TaskFilter) ([]*jobs.TaskRo
 		add("$%d = ANY(tags)", f.Tag)
 	}
 	if f.ScheduleID != nil {
-		add("schedule_id = $%d", *f.ScheduleID)
+		// A schedule's tasks are all in the sticky partition, whose
+		// index on schedule_id this reads.
+		add("gen = 0 AND schedule_id = $%d", *f.ScheduleID)
 	}
 	if !f.CreatedAfter.IsZero() {
 		add("created_at > $%d", f.CreatedAfter)
@@ -286,7 +288,7 @@ var ErrNotRunning = errors.New("omniq: task is not running this attempt")
 // running and leaves it alone.
 func (e *Engine) CompleteTx(ctx context.Context, tx DB, row *jobs.TaskRow, result any) error {
 	now := time.Now()
-	o := &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: now,
+	o := &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: now,
 		resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
 	if result != nil && row.StoreResult {
 		name, data, err := e.codec.Encode(result)

@@ -63,7 +63,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 				t1 := time.Now()
 				batch := make([]*outcome, len(claimed))
 				for i, row := range claimed {
-					batch[i] = &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: t1,
+					batch[i] = &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: t1,
 						resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
 				}
 				if err := e.completer.write(ctx, batch); err != nil {

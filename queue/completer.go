@@ -20,6 +20,7 @@ import (
 // outcome is the end of one attempt, waiting to be written.
 type outcome struct {
 	id           uuid.UUID
+	gen          int16 // the row's partition: (id, gen) is its key
 	attempt      int
 	status       jobs.Status
 	runAt        *time.Time
@@ -322,6 +323,7 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	n := len(batch)
 	var (
 		ids          = make([]uuid.UUID, n)
+		gens         = make([]int16, n)
 		attempts     = make([]int32, n)
 		statuses     = make([]string, n)
 		runAts       = make([]*time.Time, n)
@@ -340,7 +342,7 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		callbackOf   []uuid.UUID
 	)
 	for i, o := range batch {
-		ids[i], attempts[i], statuses[i], runAts[i], finished[i] = o.id, int32(o.attempt), string(o.status), o.runAt, o.finishedAt
+		ids[i], gens[i], attempts[i], statuses[i], runAts[i], finished[i] = o.id, o.gen, int32(o.attempt), string(o.status), o.runAt, o.finishedAt
 		if o.errEntry != nil {
 			errs[i] = ptr(string(o.errEntry))
 		}
@@ -373,7 +375,7 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	}
 	b := &pgx.Batch{}
 	b.Queue(e.sql.complete, uuidBytes(ids), attempts, statuses, runAts, errs, finished, results, resCodecs, resStatus,
-		errMsgs, traces, adjs, events, resultTTL, e.cfg.EventLevel)
+		errMsgs, traces, adjs, events, resultTTL, e.cfg.EventLevel, gens)
 	if len(failed) > 0 {
 		b.Queue(e.sql.cancelDeps, uuidBytes(failed), e.cfg.EventLevel)
 	}

@@ -214,8 +214,8 @@ func explainBuffers(t *testing.T, db *pgtest.DB, index, sql string, args ...any)
 // partitioned (tasks and its indexes), its partitions: a plan scans those.
 func partitionTree(t *testing.T, db *pgtest.DB, name string) []string {
 	t.Helper()
-	rows, err := db.Pool.Query(context.Background(), `SELECT c.relname FROM pg_partition_tree($1::regclass) p
-		JOIN pg_class c ON c.oid = p.relid`, table(db.Schema, name))
+	rows, err := db.Pool.Query(context.Background(), `SELECT $2 UNION SELECT c.relname
+		FROM pg_partition_tree($1::regclass) p JOIN pg_class c ON c.oid = p.relid`, table(db.Schema, name), name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (e *Engine) decodeArgs(codecName string, stored []byte, v any) error {
 }
 
 func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, finished time.Time) *outcome {
-	o := &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: finished,
+	o := &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: jobs.StatusSuccess, finishedAt: finished,
 		resultStatus: jobs.ResultSuccess, event: "completed", queue: row.Queue}
 	if v, ok := r.Result(); ok && row.StoreResult {
 		name, data, err := e.codec.Encode(v)
@@ -130,7 +130,7 @@ func (e *Engine) succeeded(row *jobs.TaskRow, r jobs.Runnable, finished time.Tim
 }
 
 func (e *Engine) cancelled(row *jobs.TaskRow, finished time.Time, err error) *outcome {
-	return &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusCancelled, finishedAt: finished,
+	return &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: jobs.StatusCancelled, finishedAt: finished,
 		resultStatus: jobs.ResultCancelled, event: "cancelled", queue: row.Queue,
 		errEntry: attemptError(row.Attempt, finished, err, ""), errMsg: err.Error()}
 }
@@ -138,7 +138,7 @@ func (e *Engine) cancelled(row *jobs.TaskRow, finished time.Time, err error) *ou
 // interrupted returns a task cut short by a hard stop to the queue, without
 // using up its attempt.
 func (e *Engine) interrupted(row *jobs.TaskRow, finished time.Time, err error) *outcome {
-	return &outcome{id: row.ID, attempt: row.Attempt, status: jobs.StatusRetry, runAt: &finished,
+	return &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: jobs.StatusRetry, runAt: &finished,
 		attemptAdj: -1, finishedAt: finished, event: "retry", queue: row.Queue,
 		errEntry: attemptError(row.Attempt, finished, fmt.Errorf("interrupted by client stop: %w", err), ""),
 		errMsg:   "interrupted by client stop"}
@@ -146,7 +146,7 @@ func (e *Engine) interrupted(row *jobs.TaskRow, finished time.Time, err error) *
 
 // failed decides what a failed attempt leads to: cancel, snooze, retry or error.
 func (e *Engine) failed(row *jobs.TaskRow, finished time.Time, r jobs.Runnable, err error, trace string, timedOut bool) *outcome {
-	o := &outcome{id: row.ID, attempt: row.Attempt, finishedAt: finished, queue: row.Queue, errMsg: err.Error(), traceback: trace}
+	o := &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, finishedAt: finished, queue: row.Queue, errMsg: err.Error(), traceback: trace}
 	var (
 		cancelErr  *jobs.CancelError
 		snoozeErr  *jobs.SnoozeError

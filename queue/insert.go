@@ -83,11 +83,11 @@ type InsertParams struct {
 // rotates reports whether p is written to tasks' rotating partitions
 // (migration 007): a plain task due within horizon, whose row can go when its
 // partition is truncated. Unique tasks and schedule ticks (their unique
-// indexes hold across the table only within the sticky partition), tasks with
-// dependencies, tasks with a preset ID and tasks due later go to the sticky
-// partition, which retention prunes row by row.
+// indexes are the sticky partition's), tasks with dependencies or a TTL (the
+// indexes that find them too), tasks with a preset ID and tasks due later go
+// to the sticky partition, which retention prunes row by row.
 func (p *InsertParams) rotates(now time.Time, horizon time.Duration) bool {
-	return p.UniqueKey == nil && p.ScheduleID == nil && len(p.DependsOn) == 0 && !p.PresetID &&
+	return p.UniqueKey == nil && p.ScheduleID == nil && len(p.DependsOn) == 0 && p.ExpiresAt == nil && !p.PresetID &&
 		!p.RunAt.After(now.Add(horizon))
 }
 

@@ -340,7 +340,7 @@ func scanTask(row pgx.CollectableRow) (*jobs.TaskRow, error) {
 	err := row.Scan(&t.ID, &t.Kind, &t.Queue, &t.EncodedArgs, &t.Codec, &t.Name, &t.Description, &t.Tags, &prio,
 		&status, &t.RunAt, &t.CreatedAt, &t.StartedAt, &t.CompletedAt, &attempt, &maxAtt, &t.RetryDelay, &backoff,
 		&t.ExpiresAt, &t.Timeout, &t.DependsOn, &t.RunAnyway, &callback, &t.ResultTTL,
-		&t.StoreResult, &sched, &t.ScheduledAt, &t.WorkerID, &t.HeartbeatAt, &errorsRaw, &metadata)
+		&t.StoreResult, &sched, &t.ScheduledAt, &t.WorkerID, &t.HeartbeatAt, &errorsRaw, &metadata, &t.Partition)
 	if err != nil {
 		return nil, err
 	}

@@ -12,16 +12,19 @@ import (
 )
 
 // rotatingPartitions is how many partitions plain tasks rotate through
-// (tasks_g1 … tasks_g4, migration 007). At any time one is current, and the
-// ones it replaced wait out FinishedRetention: with a rotation every half
-// retention, one of four is empty again when the current one's time is up.
-const rotatingPartitions = 4
+// (tasks_g1 and tasks_g2, migration 007). While one is current, the other
+// waits out FinishedRetention and is truncated; it is current again when
+// that is done and the current one's time is up. Each partition costs every
+// statement on tasks planning time and a lock per index, so there are no
+// more than that.
+const rotatingPartitions = 2
 
-// rotateEvery is how long a rotating partition takes new tasks: half of
-// FinishedRetention, at least a second. It is also how far ahead a task may
-// be due and still go to a rotating partition (InsertParams.rotates).
+// rotateEvery is how long a rotating partition takes new tasks, at the least:
+// FinishedRetention (at least a second), after which the other one is
+// usually empty. It is also how far ahead a task may be due and still go to
+// a rotating partition (InsertParams.rotates).
 func (e *Engine) rotateEvery() time.Duration {
-	return max(e.cfg.FinishedRetention/2, time.Second)
+	return max(e.cfg.FinishedRetention, time.Second)
 }
 
 // partitionLockTimeout bounds how long Rotate waits for a partition's

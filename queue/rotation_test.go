@@ -44,6 +44,7 @@ func TestInsertRoutesToPartitions(t *testing.T) {
 		"due in 10s":     {one(&jobs.InsertOpts{RunAt: time.Now().Add(10 * time.Second)}), 1},
 		"due in an hour": {one(&jobs.InsertOpts{RunAt: time.Now().Add(time.Hour)}), 0},
 		"preset id":      {one(&jobs.InsertOpts{ID: uuid.Must(uuid.NewV7())}), 0},
+		"with a TTL":     {one(&jobs.InsertOpts{TTL: time.Hour}), 0},
 		"unique":         {one(&jobs.InsertOpts{Unique: &jobs.UniqueOpts{ByQueue: true}}), 0},
 		"dependent":      {one(&jobs.InsertOpts{DependsOn: []uuid.UUID{plain}}), 0},
 		"by COPY":        {insertN(t, e, db, copyMinRows, nil)[0], 1},

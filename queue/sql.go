@@ -13,7 +13,7 @@ import (
 const taskColumns = `id, kind, queue, args, codec, coalesce(name, ''), coalesce(description, ''), tags, priority,
 	status, run_at, created_at, started_at, completed_at, attempt, max_attempts, retry_delay, retry_backoff,
 	expires_at, coalesce(timeout, '0'), depends_on, run_anyway, callback, coalesce(result_ttl, '0'),
-	store_result, schedule_id, scheduled_at, coalesce(worker_id, ''), heartbeat_at, errors, metadata`
+	store_result, schedule_id, scheduled_at, coalesce(worker_id, ''), heartbeat_at, errors, metadata, gen`
 
 // statements holds every SQL text of the engine, rendered once for a schema.
 // The schema is the only thing spliced in, always quoted by pgx.Identifier.
@@ -64,6 +64,7 @@ func newStatements(schema string) *statements {
 		"{clients}", table(schema, "clients"),
 		"{queues}", table(schema, "queues"),
 		"{rotation}", table(schema, "tasks_rotation"),
+		"{tasks_g0}", table(schema, "tasks_g0"),
 		"{task_columns}", taskColumns,
 	)
 	s := &statements{schema: schema}
@@ -128,11 +129,11 @@ const (
 	topicComplete = "complete" // payload: empty; a completion batch committed
 )
 
-// sqlInsert inserts a batch of tasks given as parallel arrays. Unique tasks
-// that collide with an existing row return that row's id, flagged duplicate
-// (the existing row's id is not one of the batch's). $28 says which tasks go
-// to the rotating partition new tasks go to, the rest to the sticky one (see
-// InsertParams.rotates).
+// sqlInsert inserts a batch of tasks given as parallel arrays. $28 says which
+// go to the rotating partition new tasks go to; the rest go to the sticky
+// one, tasks_g0 (see InsertParams.rotates), where the unique index is. Unique
+// tasks that collide with an existing row return that row's id, flagged
+// duplicate (the existing row's id is not one of the batch's).
 const sqlInsert = `
 WITH input AS (
 	SELECT * FROM unnest(
@@ -143,22 +144,40 @@ WITH input AS (
 	) AS i(id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
 	       max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway,
 	       callback, result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, rotating)
-), ins AS (
+), rows AS (
+	SELECT id, kind, queue, args, codec, name, description,
+		CASE WHEN tags IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags)) END AS tags,
+		priority, status, coalesce(run_at, now()) AS run_at, max_attempts, retry_delay, retry_backoff, expires_at,
+		timeout, coalesce(depends_on::uuid[], '{}') AS depends_on, run_anyway, callback, result_ttl, store_result,
+		unique_key, unique_states::text[] AS unique_states, schedule_id, scheduled_at, coalesce(metadata, '{}') AS metadata,
+		CASE WHEN status = 'cancelled' THEN now() END AS completed_at,
+		CASE WHEN status = 'cancelled' THEN jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now(), 'error', 'a dependency did not succeed')) ELSE '[]' END AS errors,
+		rotating
+	FROM input
+), sticky AS (
+	INSERT INTO {tasks_g0} (id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
+		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
+		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors)
+	SELECT id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
+		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
+		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors
+	FROM rows WHERE NOT rotating
+	ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND status = ANY (unique_states)
+	DO UPDATE SET unique_key = excluded.unique_key
+	RETURNING id, unique_key, kind, queue, status
+), rotated AS (
 	INSERT INTO {tasks} (id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
 		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
-		result_ttl, store_result, unique_key, unique_states, schedule_id, scheduled_at, metadata, completed_at, errors, gen)
-	SELECT id, kind, queue, args, codec, name, description,
-		CASE WHEN tags IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags)) END,
-		priority, status, coalesce(run_at, now()), max_attempts, retry_delay, retry_backoff, expires_at,
-		timeout, coalesce(depends_on::uuid[], '{}'), run_anyway, callback, result_ttl, store_result,
-		unique_key, unique_states::text[], schedule_id, scheduled_at, coalesce(metadata, '{}'),
-		CASE WHEN status = 'cancelled' THEN now() END,
-		CASE WHEN status = 'cancelled' THEN jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now(), 'error', 'a dependency did not succeed')) ELSE '[]' END,
-		CASE WHEN rotating THEN coalesce((SELECT gen FROM {rotation} WHERE current), 0) ELSE 0 END
-	FROM input
-	ON CONFLICT (unique_key, gen) WHERE unique_key IS NOT NULL AND status = ANY (unique_states)
-	DO UPDATE SET unique_key = excluded.unique_key
-	RETURNING id, unique_key, id <> ALL ($1::uuid[]) AS duplicate, kind, queue, status, attempt
+		result_ttl, store_result, metadata, completed_at, errors, gen)
+	SELECT id, kind, queue, args, codec, name, description, tags, priority, status, run_at,
+		max_attempts, retry_delay, retry_backoff, expires_at, timeout, depends_on, run_anyway, callback,
+		result_ttl, store_result, metadata, completed_at, errors,
+		coalesce((SELECT gen FROM {rotation} WHERE current), 0)
+	FROM rows WHERE rotating
+	RETURNING id, unique_key, kind, queue, status
+), ins AS (
+	SELECT *, id <> ALL ($1::uuid[]) AS duplicate FROM sticky
+	UNION ALL SELECT *, false FROM rotated
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, message)
 	SELECT 'enqueued', id, kind, queue, status FROM ins WHERE NOT duplicate AND $27::bool
@@ -203,7 +222,7 @@ const sqlClaim = `
 WITH {locked}, claimed AS (
 	UPDATE {tasks} t SET status = 'running', attempt = t.attempt + 1, started_at = now(),
 		worker_id = $3, heartbeat_at = now()
-	FROM locked WHERE t.id = locked.id
+	FROM locked WHERE t.id = locked.id AND t.gen = locked.gen
 	RETURNING t.*
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, schedule_id)
@@ -246,7 +265,7 @@ const maxCursors = 3
 func claimLocked(k int) string {
 	if k == 0 {
 		return `locked AS (
-	SELECT id FROM {tasks}
+	SELECT id, gen FROM {tasks}
 	WHERE ` + claimRunnable + `
 	ORDER BY priority DESC, run_at, id
 	LIMIT $2
@@ -255,7 +274,7 @@ func claimLocked(k int) string {
 	}
 	var b strings.Builder
 	branch := func(name, cond, order string) {
-		fmt.Fprintf(&b, "%s AS (\n\tSELECT id FROM {tasks}\n\tWHERE %s\n\t\tAND %s\n\tORDER BY %s\n\tLIMIT $2\n\tFOR UPDATE SKIP LOCKED\n), ",
+		fmt.Fprintf(&b, "%s AS (\n\tSELECT id, gen FROM {tasks}\n\tWHERE %s\n\t\tAND %s\n\tORDER BY %s\n\tLIMIT $2\n\tFOR UPDATE SKIP LOCKED\n), ",
 			name, claimRunnable, cond, order)
 	}
 	var names []string
@@ -276,7 +295,7 @@ func claimLocked(k int) string {
 		if i > 0 {
 			b.WriteString("\n\tUNION ALL ")
 		}
-		b.WriteString("SELECT id FROM " + n)
+		b.WriteString("SELECT id, gen FROM " + n)
 	}
 	b.WriteString("\n\tLIMIT $2\n)")
 	return b.String()
@@ -292,9 +311,10 @@ func claimLocked(k int) string {
 const sqlComplete = `
 WITH o AS (
 	SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::jsonb[],
-		$6::timestamptz[], $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[])
+		$6::timestamptz[], $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[],
+		$16::smallint[])
 	AS o(id, attempt, status, run_at, err, finished_at, result, result_codec, result_status, error,
-	     traceback, attempt_adj, event)
+	     traceback, attempt_adj, event, gen)
 ), upd AS (
 	UPDATE {tasks} t SET
 		status = o.status,
@@ -307,7 +327,9 @@ WITH o AS (
 	-- partial index tasks_running_idx: with it, the planner hashed every
 	-- running task (all of a backlog: 100,000+) for each batch instead of
 	-- looking up the batch's ids by primary key.
-	WHERE t.id = o.id AND t.status = (SELECT 'running') AND t.attempt = o.attempt
+	-- t.gen = o.gen makes the lookup one of the primary key, (id, gen): by
+	-- id alone the planner, not knowing ids unique, may hash a partition.
+	WHERE t.id = o.id AND t.gen = o.gen AND t.status = (SELECT 'running') AND t.attempt = o.attempt
 	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
 		t.worker_id, t.attempt, t.schedule_id, t.run_at,
 		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.result_status,
@@ -357,13 +379,14 @@ SELECT id, status FROM upd`
 // full scan per completion batch).
 const sqlReleaseDeps = `
 WITH cand AS (
-	SELECT DISTINCT w.id FROM unnest($1::uuid[]) AS c(id)
+	SELECT DISTINCT w.id, w.gen FROM unnest($1::uuid[]) AS c(id)
 	CROSS JOIN LATERAL (
-		SELECT w.id FROM {tasks} w WHERE w.status = 'waiting' AND w.depends_on @> ARRAY[c.id] OFFSET 0) AS w
+		SELECT w.id, w.gen FROM {tasks} w WHERE w.gen = 0 AND w.status = 'waiting' AND w.depends_on @> ARRAY[c.id]
+		OFFSET 0) AS w
 ), rel AS (
 	UPDATE {tasks} w SET status = 'pending', run_at = greatest(w.run_at, now())
 FROM cand
-WHERE w.id = cand.id AND w.status = 'waiting'
+WHERE w.id = cand.id AND w.gen = cand.gen AND w.status = 'waiting'
 	AND NOT EXISTS (
 		SELECT 1 FROM {tasks} d WHERE d.id = ANY (w.depends_on)
 			AND CASE WHEN w.run_anyway THEN d.status NOT IN ('success', 'error', 'cancelled', 'expired')
@@ -375,19 +398,19 @@ SELECT pg_notify($2, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT queue, mi
 // sqlCancelDeps cancels the waiting dependents of tasks that failed, and
 // theirs in turn, naming the dependency that failed.
 const sqlCancelDeps = `
-WITH RECURSIVE doomed(id, cause) AS (
-	SELECT w.id, f.id FROM {tasks} w JOIN {tasks} f ON f.id = ANY (w.depends_on)
+WITH RECURSIVE doomed(id, gen, cause) AS (
+	SELECT w.id, w.gen, f.id FROM {tasks} w JOIN {tasks} f ON f.id = ANY (w.depends_on)
 	WHERE f.id = ANY ($1::uuid[]) AND f.status IN ('error', 'cancelled', 'expired')
-		AND w.status = 'waiting' AND NOT w.run_anyway
+		AND w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
 	UNION
-	SELECT w.id, d.id FROM {tasks} w JOIN doomed d ON d.id = ANY (w.depends_on)
-	WHERE w.status = 'waiting' AND NOT w.run_anyway
+	SELECT w.id, w.gen, d.id FROM {tasks} w JOIN doomed d ON d.id = ANY (w.depends_on)
+	WHERE w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
 ), upd AS (
 	UPDATE {tasks} t SET status = 'cancelled', completed_at = now(),
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'dependency ' || d.cause || ' did not succeed'))
-	FROM (SELECT DISTINCT ON (id) id, cause FROM doomed) d
-	WHERE t.id = d.id AND t.status = 'waiting'
+	FROM (SELECT DISTINCT ON (id) id, gen, cause FROM doomed) d
+	WHERE t.id = d.id AND t.gen = d.gen AND t.status = 'waiting'
 	RETURNING t.id, t.kind, t.queue, d.cause
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, message, level)
@@ -443,7 +466,7 @@ WITH stuck AS (
 		completed_at = CASE WHEN t.attempt >= t.max_attempts THEN now() END,
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'rescued: client ' || coalesce(t.worker_id, '?') || ' stopped heartbeating'))
-	FROM stuck WHERE t.id = stuck.id
+	FROM stuck WHERE t.id = stuck.id AND t.gen = stuck.gen
 	RETURNING t.id, t.kind, t.queue, t.worker_id, t.attempt, t.status, t.started_at, t.created_at
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
@@ -457,13 +480,13 @@ SELECT id, queue, status FROM upd`
 // sqlExpire ends tasks whose TTL passed before they started.
 const sqlExpire = `
 WITH due AS (
-	SELECT id FROM {tasks}
-	WHERE expires_at <= now() AND status IN ('pending', 'retry', 'waiting')
+	SELECT id, gen FROM {tasks}
+	WHERE gen = 0 AND expires_at <= now() AND status IN ('pending', 'retry', 'waiting') -- TTLs are sticky
 	LIMIT $1
 	FOR UPDATE SKIP LOCKED
 ), upd AS (
 	UPDATE {tasks} t SET status = 'expired', completed_at = now()
-	FROM due WHERE t.id = due.id
+	FROM due WHERE t.id = due.id AND t.gen = due.gen
 	RETURNING t.id, t.kind, t.queue
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, message, level)
@@ -474,11 +497,11 @@ SELECT id FROM upd`
 
 // sqlReturnTasks puts tasks this client was running back to the queue at once
 // (hard stop), without using up the attempt.
-const sqlRescueStale = `SELECT t.id FROM {tasks} t
+const sqlRescueStale = `SELECT t.id, t.gen FROM {tasks} t
 	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
 		AND t.worker_id = ANY (ARRAY(SELECT c.id FROM {clients} c WHERE c.heartbeat_at < now() - $1::interval))`
 
-const sqlRescueAll = `SELECT t.id FROM {tasks} t
+const sqlRescueAll = `SELECT t.id, t.gen FROM {tasks} t
 	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
 		AND NOT EXISTS (SELECT 1 FROM {clients} c WHERE c.id = t.worker_id AND c.heartbeat_at >= now() - $1::interval)`
 
@@ -508,8 +531,8 @@ SELECT DISTINCT queue FROM upd`
 // once the bound is reset (see Engine.Prune).
 const sqlPruneTasks = `
 WITH gone AS (
-	DELETE FROM {tasks} WHERE gen = 0 AND id IN (
-		SELECT id FROM {tasks}
+	DELETE FROM {tasks} WHERE gen = 0 AND (id, gen) IN (
+		SELECT id, gen FROM {tasks}
 		WHERE gen = 0 AND status IN ('success', 'error', 'cancelled', 'expired')
 			AND completed_at >= $3 AND completed_at < now() - $1::interval
 		ORDER BY completed_at LIMIT $2

@@ -1,4 +1,4 @@
--- tasks becomes a partitioned table whose plain tasks rotate through four
+-- tasks becomes a partitioned table whose plain tasks rotate through two
 -- partitions that are emptied by TRUNCATE. {{.schema}} is the target schema,
 -- already quoted.
 --
@@ -11,41 +11,45 @@
 -- becomes the partition new tasks go to (see queue.Engine.Rotate).
 --
 -- gen is the partition key:
---   0     the sticky partition: tasks whose identity must be unique across
---         the table (unique keys, schedule ticks, callbacks), tasks that wait
---         (dependencies, a run_at further ahead than a rotation), and rows
---         written by SQL by hand (gen's default). Pruned row by row, as before.
---   1..4  rotating partitions for everything else; tasks_rotation says
+--   0     the sticky partition, tasks_g0: tasks whose identity must be unique
+--         across the table (unique keys, schedule ticks, callbacks, preset
+--         ids), tasks that wait (dependencies, a run_at further ahead than a
+--         rotation), tasks with a TTL, and rows written by SQL by hand (gen's
+--         default). Pruned row by row, as before.
+--   1, 2  the rotating partitions, for everything else; tasks_rotation says
 --         which one new tasks go to.
--- A unique index of a partitioned table must include its partition key:
--- unique tasks and ticks all live in gen 0, where (unique_key, gen) and
--- (schedule_id, scheduled_at, gen) are unique across the table as before.
--- Task ids are UUIDv7 made by the client; the primary key is (id, gen).
+-- The indexes only sticky tasks need (unique keys, schedule ticks, waiting
+-- dependents, TTLs, finished tasks in retention order) are tasks_g0's alone, and
+-- unique within it as before; a CHECK keeps such tasks out of the rotating
+-- partitions. Every index costs each statement on tasks a lock per
+-- partition, so the rotating ones carry only what claims, completions,
+-- rescue, expiry and cancels read. The primary key is (id, gen), as a
+-- partitioned table's must include the key; ids are UUIDv7 made by the
+-- client.
 
 -- tasks_rotation: one row per rotating partition. The current one (exactly
 -- one) takes new tasks; one that ended is truncated once it holds nothing
 -- but tasks finished longer than FinishedRetention ago, and is then empty
 -- (ended_at NULL) until it is current again.
 CREATE TABLE {{.schema}}.tasks_rotation (
-    gen        smallint    PRIMARY KEY CHECK (gen BETWEEN 1 AND 4),
+    gen        smallint    PRIMARY KEY CHECK (gen BETWEEN 1 AND 2),
     current    boolean     NOT NULL DEFAULT false,
     started_at timestamptz,          -- when it last became current
     ended_at   timestamptz           -- when it stopped being current; NULL while current or empty
 );
 CREATE UNIQUE INDEX tasks_rotation_current_idx ON {{.schema}}.tasks_rotation (current) WHERE current;
-INSERT INTO {{.schema}}.tasks_rotation (gen, current, started_at) VALUES (1, true, now()), (2, false, NULL),
-    (3, false, NULL), (4, false, NULL);
+INSERT INTO {{.schema}}.tasks_rotation (gen, current, started_at) VALUES (1, true, now()), (2, false, NULL);
 
 ALTER TABLE {{.schema}}.tasks RENAME TO tasks_unpartitioned;
 CREATE TABLE {{.schema}}.tasks (
     LIKE {{.schema}}.tasks_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE,
-    gen smallint NOT NULL DEFAULT 0 CHECK (gen BETWEEN 0 AND 4)
+    gen smallint NOT NULL DEFAULT 0 CHECK (gen BETWEEN 0 AND 2),
+    CONSTRAINT tasks_sticky_check CHECK (gen = 0
+        OR (unique_key IS NULL AND schedule_id IS NULL AND expires_at IS NULL AND status <> 'waiting'))
 ) PARTITION BY LIST (gen);
 CREATE TABLE {{.schema}}.tasks_g0 PARTITION OF {{.schema}}.tasks FOR VALUES IN (0);
 CREATE TABLE {{.schema}}.tasks_g1 PARTITION OF {{.schema}}.tasks FOR VALUES IN (1);
 CREATE TABLE {{.schema}}.tasks_g2 PARTITION OF {{.schema}}.tasks FOR VALUES IN (2);
-CREATE TABLE {{.schema}}.tasks_g3 PARTITION OF {{.schema}}.tasks FOR VALUES IN (3);
-CREATE TABLE {{.schema}}.tasks_g4 PARTITION OF {{.schema}}.tasks FOR VALUES IN (4);
 INSERT INTO {{.schema}}.tasks SELECT *, 0 FROM {{.schema}}.tasks_unpartitioned;
 
 -- The view as 002 made it, now over the partitioned table.
@@ -79,24 +83,25 @@ FROM t FULL JOIN {{.schema}}.queues q ON q.name = t.queue;
 
 DROP TABLE {{.schema}}.tasks_unpartitioned;
 
--- The indexes of 001, 004 and 005, now partitioned (one per partition).
+-- The indexes of 001, 004 and 005: on every partition those claims,
+-- completions, rescue, expiry and cancels read; on tasks_g0 alone the rest.
 ALTER TABLE {{.schema}}.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id, gen);
 CREATE INDEX tasks_runnable_idx ON {{.schema}}.tasks (queue, priority DESC, run_at, id)
     WHERE status IN ('pending', 'retry');
 CREATE INDEX tasks_running_idx ON {{.schema}}.tasks (worker_id)
     WHERE status = 'running';
-CREATE INDEX tasks_waiting_deps_idx ON {{.schema}}.tasks USING gin (depends_on)
-    WHERE status = 'waiting';
-CREATE INDEX tasks_expires_idx ON {{.schema}}.tasks (expires_at)
-    WHERE expires_at IS NOT NULL AND status IN ('pending', 'retry', 'waiting');
-CREATE UNIQUE INDEX tasks_unique_idx ON {{.schema}}.tasks (unique_key, gen)
-    WHERE unique_key IS NOT NULL AND status = ANY (unique_states);
-CREATE UNIQUE INDEX tasks_schedule_tick_idx ON {{.schema}}.tasks (schedule_id, scheduled_at, gen)
-    WHERE schedule_id IS NOT NULL;
 CREATE INDEX tasks_cancel_requested_idx ON {{.schema}}.tasks (worker_id)
     WHERE status = 'running' AND cancel_requested_at IS NOT NULL;
-CREATE INDEX tasks_finished_idx ON {{.schema}}.tasks (completed_at)
+CREATE UNIQUE INDEX tasks_unique_idx ON {{.schema}}.tasks_g0 (unique_key)
+    WHERE unique_key IS NOT NULL AND status = ANY (unique_states);
+CREATE UNIQUE INDEX tasks_schedule_tick_idx ON {{.schema}}.tasks_g0 (schedule_id, scheduled_at)
+    WHERE schedule_id IS NOT NULL;
+CREATE INDEX tasks_waiting_deps_idx ON {{.schema}}.tasks_g0 USING gin (depends_on)
+    WHERE status = 'waiting';
+CREATE INDEX tasks_finished_idx ON {{.schema}}.tasks_g0 (completed_at)
     WHERE status IN ('success', 'error', 'cancelled', 'expired');
+CREATE INDEX tasks_expires_idx ON {{.schema}}.tasks_g0 (expires_at)
+    WHERE expires_at IS NOT NULL AND status IN ('pending', 'retry', 'waiting');
 
 -- 004's autovacuum settings, per partition (a partitioned table has no
 -- storage of its own to set them on). The rotating partitions are emptied by
@@ -106,10 +111,6 @@ ALTER TABLE {{.schema}}.tasks_g0 SET (autovacuum_vacuum_scale_factor = 0.01, aut
 ALTER TABLE {{.schema}}.tasks_g1 SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
     autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 ALTER TABLE {{.schema}}.tasks_g2 SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
-    autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
-ALTER TABLE {{.schema}}.tasks_g3 SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
-    autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
-ALTER TABLE {{.schema}}.tasks_g4 SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
     autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 
 ---- create above / drop below ----
