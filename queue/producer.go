@@ -169,11 +169,23 @@ func (p *producer) fetch(ctx context.Context, n int) (int, error) {
 func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 	p.applyRewind()
 	sql, args := p.claimStatement(n)
-	rows, err := p.e.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
+	var b pgx.Batch
+	b.Queue(sqlClaimPlan)
+	b.Queue(sql, args...)
+	br := p.e.pool.SendBatch(ctx, &b)
+	claimed, err := func() ([]*jobs.TaskRow, error) {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, scanTask)
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	claimed, err := pgx.CollectRows(rows, scanTask)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,13 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("rotate tasks: %w", err)
 	}
 	if len(slots) != rotatingPartitions {
-		return 0, nil // another client holds some rows: it is rotating
+		// Another client holds some rows (it is rotating), or rows are
+		// missing (tasks_rotation emptied by hand, when new tasks go to the
+		// sticky partition): put those back; a later pass rotates.
+		if _, err := tx.Exec(ctx, e.sql.rotationRestore, rotatingPartitions); err != nil {
+			return 0, fmt.Errorf("rotate tasks: %w", err)
+		}
+		return 0, wrapCommit(ctx, tx)
 	}
 	truncated := 0
 	for i := range slots {
@@ -89,9 +95,14 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 		s.empty = true
 		truncated++
 	}
-	noCurrent := !slices.ContainsFunc(slots, func(s slot) bool { return s.current })
+	if !slices.ContainsFunc(slots, func(s slot) bool { return s.current }) {
+		// None is current (rows put back, or changed by hand): the first is.
+		if _, err := tx.Exec(ctx, e.sql.rotationStart, slots[0].gen); err != nil {
+			return 0, fmt.Errorf("rotate tasks: %w", err)
+		}
+	}
 	for i, s := range slots {
-		if !(s.current && s.due) && !(noCurrent && i == 0) {
+		if !s.current || !s.due {
 			continue
 		}
 		for k := 1; k < rotatingPartitions; k++ {
@@ -99,9 +110,7 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 			if !next.empty {
 				continue
 			}
-			if !s.current {
-				next = s // rows lost (tasks_rotation truncated): start at the first
-			} else if _, err := tx.Exec(ctx, e.sql.rotationEnd, s.gen); err != nil {
+			if _, err := tx.Exec(ctx, e.sql.rotationEnd, s.gen); err != nil {
 				return 0, fmt.Errorf("rotate tasks: %w", err)
 			}
 			if _, err := tx.Exec(ctx, e.sql.rotationStart, next.gen); err != nil {
@@ -110,10 +119,14 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	return truncated, wrapCommit(ctx, tx)
+}
+
+func wrapCommit(ctx context.Context, tx pgx.Tx) error {
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("rotate tasks: %w", err)
+		return fmt.Errorf("rotate tasks: %w", err)
 	}
-	return truncated, nil
+	return nil
 }
 
 // partitionDrained reports whether rotating partition gen holds nothing but
@@ -178,6 +191,9 @@ SELECT gen, current, current AND started_at < now() - $1::interval,
 	ended_at IS NOT NULL AND ended_at < now() - $2::interval,
 	NOT current AND ended_at IS NULL
 FROM {rotation} ORDER BY gen FOR UPDATE SKIP LOCKED`
+
+// sqlRotationRestore puts back missing rotation rows, gens 1 to $1.
+const sqlRotationRestore = `INSERT INTO {rotation} (gen) SELECT generate_series(1, $1::int) ON CONFLICT DO NOTHING`
 
 // Two statements, not one: the unique index on current is checked row by row.
 const (

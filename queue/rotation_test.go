@@ -157,3 +157,27 @@ func TestRotateRetiresDrainedPartitions(t *testing.T) {
 		t.Fatalf("gen 1 not marked empty after its truncation (%v)", err)
 	}
 }
+
+// TestRotateRestoresRotationRows: with tasks_rotation emptied by hand, new
+// tasks go to the sticky partition, and Rotate puts the rows back so that
+// they rotate again.
+func TestRotateRestoresRotationRows(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsNone)
+	if _, err := db.Pool.Exec(ctx, `TRUNCATE `+table(db.Schema, "tasks_rotation")); err != nil {
+		t.Fatal(err)
+	}
+	if got := genOf(t, db, insertN(t, e, db, 1, nil)[0]); got != 0 {
+		t.Fatalf("with no rotation rows a task went to gen %d, want 0", got)
+	}
+	for range 2 {
+		if _, err := e.Rotate(ctx); err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+	}
+	if got := genOf(t, db, insertN(t, e, db, 1, nil)[0]); got != 1 {
+		t.Fatalf("after Rotate a task went to gen %d, want 1", got)
+	}
+}
