@@ -448,3 +448,53 @@ func TestMigrateHonoursContext(t *testing.T) {
 		t.Fatalf("Migrate with a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+// TestRotatingTasksKeepsRows: 007 rebuilds tasks as a partitioned table; the
+// tasks already there move to the sticky partition with everything they
+// held, the unique index still refuses a duplicate, and the way down keeps
+// them too.
+func TestRotatingTasksKeepsRows(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	tasks := pgx.Identifier{schema, "tasks"}.Sanitize()
+	mustMigrate(t, ctx, conn, schema, 6)
+	insertUnique := fmt.Sprintf(`INSERT INTO %s (id, kind, unique_key, unique_states, errors)
+		VALUES (gen_random_uuid(), 'k', '\x01', '{pending}', '[{"error": "e"}]')`, tasks)
+	if _, err := conn.Exec(ctx, insertUnique); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (id, kind, status, completed_at)
+		VALUES (gen_random_uuid(), 'k', 'success', now())`, tasks)); err != nil {
+		t.Fatal(err)
+	}
+	count := func(where string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s`, tasks, where)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	mustMigrate(t, ctx, conn, schema, 7)
+	if n := count(`gen = 0 AND tableoid = '` + pgx.Identifier{schema, "tasks_g0"}.Sanitize() + `'::regclass`); n != 2 {
+		t.Fatalf("after 007: %d tasks in tasks_g0, want 2", n)
+	}
+	if n := count(`errors->0->>'error' = 'e' AND unique_key = '\x01'`); n != 1 {
+		t.Fatalf("after 007: the unique task's columns were not kept")
+	}
+	var pgErr *pgconn.PgError
+	if _, err := conn.Exec(ctx, insertUnique); !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("a duplicate unique task after 007: %v, want unique_violation", err)
+	}
+
+	mustMigrate(t, ctx, conn, schema, 6)
+	if n := count(`true`); n != 2 {
+		t.Fatalf("after 007's down: %d tasks, want 2", n)
+	}
+	if _, err := conn.Exec(ctx, insertUnique); !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("a duplicate unique task after 007's down: %v, want unique_violation", err)
+	}
+}
