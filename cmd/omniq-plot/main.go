@@ -173,9 +173,13 @@ func (p panel) point(x, y float64) (image.Point, bool) {
 	if !ok {
 		return image.Point{}, false
 	}
-	px := p.r.Min.X + int(math.Round((x-p.x0)/(p.x1-p.x0)*float64(p.r.Dx()-1)))
 	py := p.r.Max.Y - 1 - int(math.Round((ty-p.y0)/(p.y1-p.y0)*float64(p.r.Dy()-1)))
-	return image.Pt(px, py), true
+	return image.Pt(p.px(x), py), true
+}
+
+// px is the column of elapsed time x.
+func (p panel) px(x float64) int {
+	return p.r.Min.X + int(math.Round((x-p.x0)/(p.x1-p.x0)*float64(p.r.Dx()-1)))
 }
 
 // draw2 draws both panels and returns the image and the legend text.
@@ -236,11 +240,12 @@ func draw2(all []*series, w, h int) (*image.RGBA, string) {
 			}
 			seen[key] = true
 			bounds = append(bounds, key)
+			// The line's column, whatever the panel's y scale (point would
+			// take p.y0, already in plotted units, through the log again).
 			for _, p := range []panel{top, bot} {
-				pt, _ := p.point(x, p.y0)
 				for y := p.r.Min.Y; y < p.r.Max.Y; y += 6 {
 					for k := range 3 {
-						img.Set(pt.X, y+k, phase)
+						img.Set(p.px(x), y+k, phase)
 					}
 				}
 			}

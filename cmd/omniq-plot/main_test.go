@@ -2,6 +2,7 @@ package main
 
 import (
 	"image/png"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,19 @@ func TestPlot(t *testing.T) {
 		if !found {
 			t.Errorf("no pixel of file %d's colour", i+1)
 		}
+	}
+	// The phase boundary is drawn at the same column in both panels (the top
+	// panel's once went to its left edge).
+	cols := [2]map[int]bool{{}, {}}
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			if r, g, bb, _ := img.At(x, y).RGBA(); uint8(r>>8) == phase.R && uint8(g>>8) == phase.G && uint8(bb>>8) == phase.B {
+				cols[2*y/img.Bounds().Dy()][x] = true
+			}
+		}
+	}
+	if len(cols[0]) == 0 || !maps.Equal(cols[0], cols[1]) {
+		t.Errorf("phase boundary columns: top %v, bottom %v, want the same", cols[0], cols[1])
 	}
 	for _, want := range []string{"omniq: blue", "river: orange", "2s clean→idle-in-tx", "log scale"} {
 		if !strings.Contains(stdout.String(), want) {
