@@ -498,3 +498,38 @@ func TestRotatingTasksKeepsRows(t *testing.T) {
 		t.Fatalf("a duplicate unique task after 007's down: %v, want unique_violation", err)
 	}
 }
+
+// TestQueueCheck: 008's queue CHECK accepts exactly the names 001's regex
+// did, on every partition, and its down puts the regex back with the same
+// answers.
+func TestQueueCheck(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	names := map[string]bool{
+		"default": true, "a": true, "9": true, "A-b_c.d:e": true, "ab-": true, strings.Repeat("a", 128): true,
+		"": false, "_x": false, "-x": false, ".x": false, ":x": false, "a b": false, "é": false, "aé": false,
+		"a/b": false, "a\n": false, "a*": false, strings.Repeat("a", 129): false,
+	}
+	check := func(version int32) {
+		t.Helper()
+		for name, valid := range names {
+			for _, gen := range []int{0, 1} {
+				_, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (id, kind, queue, gen) VALUES (gen_random_uuid(), 'k', $1, $2)`,
+					pgx.Identifier{schema, "tasks"}.Sanitize()), name, gen)
+				var pgErr *pgconn.PgError
+				switch {
+				case valid && err != nil:
+					t.Errorf("at version %d, queue %q (gen %d) refused: %v", version, name, gen, err)
+				case !valid && (!errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != "tasks_queue_check"):
+					t.Errorf("at version %d, queue %q (gen %d): %v, want a violation of tasks_queue_check", version, name, gen, err)
+				}
+			}
+		}
+	}
+	mustMigrate(t, ctx, conn, schema, 8)
+	check(8)
+	mustMigrate(t, ctx, conn, schema, 7)
+	check(7)
+}
