@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,12 @@ type outcome struct {
 // completer writes outcomes in batches: one round trip per batch for the task
 // transitions, results, events, dependency release, callbacks and the
 // completion NOTIFY. A batch that cannot be written is kept and retried.
+//
+// completerWriters batches are written at once, each on its own connection,
+// so one batch's statements run while another's commit waits for its flush
+// and the server's second core has work: a single writer, one batch in
+// flight, was the ceiling of the whole pipeline with results and events on.
+// Their dependency statements take turns (see sqlDepsLock).
 type completer struct {
 	e   *Engine
 	log *slog.Logger
@@ -52,7 +59,9 @@ type completer struct {
 	quit    chan struct{}
 	done    chan struct{}
 
-	inflight []*outcome // the batch being written, under mu
+	inflight [][]*outcome // the batches being written, under mu
+
+	writing atomic.Int32 // writers between taking a batch and looking for more
 
 	// throttled is set by a producer that skipped a fetch because the
 	// backlog was full; the next flush wakes the producers.
@@ -104,8 +113,21 @@ func (c *completer) add(o *outcome) {
 	}
 }
 
+// completerWriters is how many batches are written at once.
+const completerWriters = 2
+
 func (c *completer) run() {
 	defer close(c.done)
+	var wg sync.WaitGroup
+	for range completerWriters {
+		wg.Go(c.write1)
+	}
+	wg.Wait()
+}
+
+// write1 is one writer: it waits for outcomes, lets a batch gather, writes
+// it, and retries with backoff while the database fails.
+func (c *completer) write1() {
 	backoff := time.Duration(0)
 	for {
 		select {
@@ -114,10 +136,17 @@ func (c *completer) run() {
 			c.drain()
 			return
 		}
-		// Let a batch gather, unless it is already full.
 		c.mu.Lock()
 		n := len(c.pending)
 		c.mu.Unlock()
+		// A second writer starts only on a full batch: under a load one
+		// writer keeps up with, two would split it into smaller batches that
+		// cost more per task. The busy writer takes the rest when it is done.
+		if c.writing.Load() > 0 && n < c.e.cfg.CompleterBatchSize {
+			continue
+		}
+		c.writing.Add(1)
+		// Let a batch gather, unless it is already full.
 		if n < c.e.cfg.CompleterBatchSize {
 			t := time.NewTimer(c.e.cfg.CompleterFlushInterval)
 			select {
@@ -137,10 +166,12 @@ func (c *completer) run() {
 			select {
 			case <-time.After(backoff):
 			case <-c.quit:
+				c.writing.Add(-1)
 				c.drain()
 				return
 			}
 		}
+		c.writing.Add(-1)
 		c.mu.Lock()
 		more := len(c.pending) > 0
 		c.mu.Unlock()
@@ -182,14 +213,16 @@ func (c *completer) flushOnce() error {
 	n := min(len(c.pending), c.e.cfg.CompleterBatchSize)
 	batch := c.pending[:n:n]
 	c.pending = c.pending[n:]
-	c.inflight = batch
-	c.mu.Unlock()
 	if n == 0 {
+		c.mu.Unlock()
 		return nil
 	}
+	c.inflight = append(c.inflight, batch)
+	c.mu.Unlock()
+	first := &batch[0] // batch itself changes below
 	defer func() {
 		c.mu.Lock()
-		c.inflight = nil
+		c.inflight = slices.DeleteFunc(c.inflight, func(b []*outcome) bool { return &b[0] == first })
 		c.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -217,7 +250,7 @@ func (c *completer) holding(ids []uuid.UUID) map[uuid.UUID]bool {
 	held := map[uuid.UUID]bool{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, list := range [][]*outcome{c.pending, c.inflight} {
+	for _, list := range append([][]*outcome{c.pending}, c.inflight...) {
 		for _, o := range list {
 			if want[o.id] {
 				held[o.id] = true
@@ -381,6 +414,9 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	b := &pgx.Batch{}
 	b.Queue(e.sql.complete, uuidBytes(ids), attempts, statuses, runAts, errs, finished, results, resCodecs, resStatus,
 		errMsgs, traces, adjs, events, resultTTL, e.cfg.EventLevel, gens)
+	if len(terminal) > 0 {
+		b.Queue(e.sql.depsLock, e.sql.schema)
+	}
 	if len(failed) > 0 {
 		b.Queue(e.sql.cancelDeps, uuidBytes(failed), e.cfg.EventLevel)
 	}

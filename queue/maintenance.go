@@ -188,6 +188,7 @@ func (e *Engine) afterTerminal(ctx context.Context, ids []uuid.UUID) error {
 		cb[i] = callbackID(id)
 	}
 	b := &pgx.Batch{}
+	b.Queue(e.sql.depsLock, e.sql.schema)
 	b.Queue(e.sql.cancelDeps, ids, e.cfg.EventLevel)
 	b.Queue(e.sql.releaseDeps, ids, e.insertChannel)
 	b.Queue(e.sql.fireCallbacks, ids, cb, e.insertChannel)

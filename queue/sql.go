@@ -25,6 +25,7 @@ type statements struct {
 	claim         [maxCursors + 1]string // by number of cursors
 	behindCursor  string
 	complete      string
+	depsLock      string
 	releaseDeps   string
 	cancelDeps    string
 	fireCallbacks string
@@ -77,6 +78,7 @@ func newStatements(schema string) *statements {
 		{&s.copyEvents, sqlCopyEvents},
 		{&s.complete, sqlComplete},
 		{&s.behindCursor, sqlBehindCursor},
+		{&s.depsLock, sqlDepsLock},
 		{&s.releaseDeps, sqlReleaseDeps},
 		{&s.cancelDeps, sqlCancelDeps},
 		{&s.fireCallbacks, sqlFireCallbacks},
@@ -382,6 +384,17 @@ WITH o AS (
 		WHEN 'failures' THEN upd.event IN ('error', 'retry', 'cancelled') ELSE false END
 )
 SELECT id, status FROM upd`
+
+// sqlDepsLock makes the dependency statements of concurrent transactions
+// (completion batches of this client's writers and of other clients, the
+// tasks Engine.afterTerminal ends) take turns: it precedes them, in the same
+// transaction, and holds a lock of the schema's until that commits. Without
+// it, two transactions that each end one of a waiting task's two
+// dependencies could each look before the other committed, each see the
+// other's dependency unfinished, and neither release the task. The
+// statements after it take their snapshot once it is granted, so the later
+// of the two sees the earlier's commit. $1 names the schema.
+const sqlDepsLock = `SELECT pg_advisory_xact_lock(hashtextextended('omniq.dependencies:' || $1, 0))`
 
 // sqlReleaseDeps makes waiting tasks runnable once their dependencies are done.
 // It runs as its own statement after sqlComplete in the same transaction, so
