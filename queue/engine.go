@@ -68,10 +68,13 @@ type Engine struct {
 	notifier  *Notifier
 	completer *completer
 
-	mu        sync.Mutex
-	started   bool
-	stopOnce  sync.Once
-	stopped   chan struct{}
+	mu       sync.Mutex
+	started  bool
+	stopOnce sync.Once
+	stopped  chan struct{}
+	// retireReq hands Retire a partition Rotate could not lock (see
+	// retireLoop).
+	retireReq chan int16
 	stopErr   error
 	fetchStop context.CancelFunc // stops producers and loops
 	workStop  context.CancelCauseFunc
@@ -122,6 +125,7 @@ func New(pool *pgxpool.Pool, cfg Config, registry *jobs.Registry, codec Codec) *
 		completeChannel: Channel(cfg.Schema, topicComplete),
 		log:             cfg.Logger("client"),
 		stopped:         make(chan struct{}),
+		retireReq:       make(chan int16, 1),
 	}
 	e.notifier = NewNotifier(pool, cfg.Logger("notifier"))
 	return e

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +24,9 @@ func (e *Engine) maintain(ctx context.Context) {
 	defer tick.Stop()
 	heartbeat := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
+	var retirer sync.WaitGroup
+	retirer.Go(func() { e.retireLoop(ctx) })
+	defer retirer.Wait()
 	lastPrune, lastOrphans := time.Time{}, time.Time{}
 	suspects := map[uuid.UUID]bool{} // possible orphans seen by the last pass
 	for {

@@ -42,12 +42,45 @@ const partitionLockTimeout = "20ms"
 // Results of the truncated tasks that have no expiry of their own are
 // deleted with them, as Prune does. Rotate does nothing while another client
 // rotates; it returns how many partitions it truncated.
+//
+// A drained partition whose exclusive lock is not granted in time (a
+// transaction that read tasks still holds its share lock, and long readers
+// may overlap so that one always does) is handed to Retire, which detaches it
+// instead; so is a partition an interrupted Retire left detached.
 func (e *Engine) Rotate(ctx context.Context) (int, error) {
+	n, detach, err := e.rotate(ctx)
+	if detach != 0 {
+		select {
+		case e.retireReq <- detach:
+		default: // one is already asked for
+		}
+	}
+	return n, err
+}
+
+// rotate is Rotate's transaction; detach is a partition for Retire, or 0.
+func (e *Engine) rotate(ctx context.Context) (n int, detach int16, err error) {
 	tx, err := e.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("rotate tasks: %w", err)
+		return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+	var free bool
+	if err := tx.QueryRow(ctx, e.sql.retireTry, e.sql.schema).Scan(&free); err != nil {
+		return 0, 0, fmt.Errorf("rotate tasks: %w", err)
+	}
+	if !free {
+		return 0, 0, nil // a Retire is detaching a partition: it alone touches them
+	}
+	for i := range rotatingPartitions {
+		var attached bool
+		if err := tx.QueryRow(ctx, e.sql.partitionAttached[i]).Scan(&attached); err != nil {
+			return 0, 0, wrapRotate(int16(i+1), err)
+		}
+		if !attached {
+			return 0, int16(i + 1), nil
+		}
+	}
 	type slot struct {
 		gen                   int16
 		current, due, retired bool
@@ -55,7 +88,7 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 	}
 	rows, err := tx.Query(ctx, e.sql.rotationSlots, e.rotateEvery(), e.cfg.FinishedRetention)
 	if err != nil {
-		return 0, fmt.Errorf("rotate tasks: %w", err)
+		return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 	}
 	slots, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (slot, error) {
 		var s slot
@@ -63,16 +96,16 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 		return s, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rotate tasks: %w", err)
+		return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 	}
 	if len(slots) != rotatingPartitions {
 		// Another client holds some rows (it is rotating), or rows are
 		// missing (tasks_rotation emptied by hand, when new tasks go to the
 		// sticky partition): put those back; a later pass rotates.
 		if _, err := tx.Exec(ctx, e.sql.rotationRestore, rotatingPartitions); err != nil {
-			return 0, fmt.Errorf("rotate tasks: %w", err)
+			return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 		}
-		return 0, wrapCommit(ctx, tx)
+		return 0, 0, wrapCommit(ctx, tx)
 	}
 	truncated := 0
 	for i := range slots {
@@ -84,13 +117,19 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 		// one a wait.
 		if ok, err := e.partitionDrained(ctx, tx, s.gen); err != nil || !ok {
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			continue
 		}
-		ok, err := e.truncatePartition(ctx, tx, s.gen, truncated == 0)
-		if err != nil || !ok {
-			return 0, err
+		ok, locked, err := e.truncatePartition(ctx, tx, s.gen, truncated == 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			if !locked {
+				detach = s.gen
+			}
+			return 0, detach, nil
 		}
 		s.empty = true
 		truncated++
@@ -98,7 +137,7 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 	if !slices.ContainsFunc(slots, func(s slot) bool { return s.current }) {
 		// None is current (rows put back, or changed by hand): the first is.
 		if _, err := tx.Exec(ctx, e.sql.rotationStart, slots[0].gen); err != nil {
-			return 0, fmt.Errorf("rotate tasks: %w", err)
+			return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 		}
 	}
 	for i, s := range slots {
@@ -111,15 +150,15 @@ func (e *Engine) Rotate(ctx context.Context) (int, error) {
 				continue
 			}
 			if _, err := tx.Exec(ctx, e.sql.rotationEnd, s.gen); err != nil {
-				return 0, fmt.Errorf("rotate tasks: %w", err)
+				return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 			}
 			if _, err := tx.Exec(ctx, e.sql.rotationStart, next.gen); err != nil {
-				return 0, fmt.Errorf("rotate tasks: %w", err)
+				return 0, 0, fmt.Errorf("rotate tasks: %w", err)
 			}
 			break
 		}
 	}
-	return truncated, wrapCommit(ctx, tx)
+	return truncated, 0, wrapCommit(ctx, tx)
 }
 
 func wrapCommit(ctx context.Context, tx pgx.Tx) error {
@@ -141,35 +180,143 @@ func (e *Engine) partitionDrained(ctx context.Context, tx pgx.Tx, gen int16) (bo
 // with the results that go with its tasks. It checks again under the
 // exclusive lock, which no insert, claim or update of the partition holds:
 // nothing changes between that check and the TRUNCATE. It reports false, with
-// tx to be rolled back, when the partition is in use after all or its lock
-// was not granted within partitionLockTimeout.
-func (e *Engine) truncatePartition(ctx context.Context, tx pgx.Tx, gen int16, first bool) (bool, error) {
+// tx to be rolled back, when the partition is in use after all (locked true)
+// or its lock was not granted within partitionLockTimeout (locked false).
+func (e *Engine) truncatePartition(ctx context.Context, tx pgx.Tx, gen int16, first bool) (ok, locked bool, err error) {
 	i := gen - 1
 	if _, err := tx.Exec(ctx, e.sql.partitionResults[i]); err != nil {
-		return false, wrapRotate(gen, err)
+		return false, false, wrapRotate(gen, err)
 	}
 	if first {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
-			return false, wrapRotate(gen, err)
+			return false, false, wrapRotate(gen, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, e.sql.partitionLock[i]); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return false, nil
+		if lockNotAvailable(err) {
+			return false, false, nil
 		}
-		return false, wrapRotate(gen, err)
+		return false, false, wrapRotate(gen, err)
 	}
 	if ok, err := e.partitionDrained(ctx, tx, gen); err != nil || !ok {
-		return false, err
+		return false, true, err
 	}
 	if _, err := tx.Exec(ctx, e.sql.partitionTruncate[i]); err != nil {
-		return false, wrapRotate(gen, err)
+		return false, true, wrapRotate(gen, err)
 	}
 	if _, err := tx.Exec(ctx, e.sql.rotationEmpty, gen); err != nil {
-		return false, wrapRotate(gen, err)
+		return false, true, wrapRotate(gen, err)
 	}
-	return true, nil
+	return true, true, nil
+}
+
+func lockNotAvailable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
+// retireLoop runs Retire for each partition Rotate hands over, until ctx
+// ends, off the maintenance loop: a detach waits for transactions that hold
+// locks on tasks, as long as they last, and heartbeats must not wait with it.
+func (e *Engine) retireLoop(ctx context.Context) {
+	log := e.cfg.Logger("maintenance")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case gen := <-e.retireReq:
+			if err := e.Retire(ctx, gen); err != nil && ctx.Err() == nil {
+				log.Error("retiring a partition of tasks by detaching it failed", "partition", gen, "error", err)
+			}
+		}
+	}
+}
+
+// Retire empties rotating partition gen when Rotate cannot lock it: it
+// detaches the partition from tasks with DETACH PARTITION CONCURRENTLY, which
+// conflicts with no claim, insert, update or read of tasks and waits only for
+// the transactions that held locks on tasks when it began (later ones do not
+// see the partition); truncates the detached table if it is still drained,
+// with the results that go with its tasks; and attaches it again, empty.
+// Drained means every task finished longer than FinishedRetention ago, so
+// while the partition is detached nothing that runs misses a row; a task a
+// late transaction wrote to it before the detach is seen again once it is
+// attached, not truncated.
+//
+// A session advisory lock of the schema's, held throughout, keeps every
+// client's Rotate and Retire off the partitions meanwhile. Interrupted (ctx,
+// a lost connection), Retire leaves the partition detached or detaching;
+// the next Rotate sees that and hands it to Retire again, which finishes.
+func (e *Engine) Retire(ctx context.Context, gen int16) error {
+	if gen < 1 || gen > rotatingPartitions {
+		return fmt.Errorf("retire partition %d: not a rotating partition (1 to %d)", gen, rotatingPartitions)
+	}
+	i := gen - 1
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return wrapRotate(gen, err)
+	}
+	defer conn.Release()
+	var mine bool
+	if err := conn.QueryRow(ctx, e.sql.retireLock, e.sql.schema).Scan(&mine); err != nil {
+		return wrapRotate(gen, err)
+	}
+	if !mine {
+		return nil // another client retires one
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), e.sql.retireUnlock, e.sql.schema); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing ends the session and its lock
+		}
+	}()
+	var state string
+	if err := conn.QueryRow(ctx, e.sql.partitionState[i]).Scan(&state); err != nil {
+		return wrapRotate(gen, err)
+	}
+	switch state {
+	case "attached":
+		var drained bool
+		if err := conn.QueryRow(ctx, e.sql.partitionDrained[i], e.cfg.FinishedRetention).Scan(&drained); err != nil {
+			return wrapRotate(gen, err)
+		}
+		if !drained {
+			return nil
+		}
+		if _, err := conn.Exec(ctx, e.sql.partitionDetach[i]); err != nil {
+			return wrapRotate(gen, err)
+		}
+	case "detaching":
+		if _, err := conn.Exec(ctx, e.sql.partitionFinalize[i]); err != nil {
+			return wrapRotate(gen, err)
+		}
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+			return wrapRotate(gen, err)
+		}
+		// Its old readers are gone with the detach; a new one names it.
+		if _, err := tx.Exec(ctx, e.sql.partitionLock[i]); err != nil {
+			return wrapRotate(gen, err)
+		}
+		var drained bool
+		if err := tx.QueryRow(ctx, e.sql.partitionDrained[i], e.cfg.FinishedRetention).Scan(&drained); err != nil {
+			return wrapRotate(gen, err)
+		}
+		if drained {
+			for _, sql := range []string{e.sql.partitionResults[i], e.sql.partitionTruncate[i]} {
+				if _, err := tx.Exec(ctx, sql); err != nil {
+					return wrapRotate(gen, err)
+				}
+			}
+			if _, err := tx.Exec(ctx, e.sql.rotationEmpty, gen); err != nil {
+				return wrapRotate(gen, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, e.sql.partitionAttach[i]); err != nil {
+			return wrapRotate(gen, err)
+		}
+		return nil
+	})
 }
 
 func wrapRotate(gen int16, err error) error {
@@ -215,4 +362,31 @@ const sqlPartitionResults = `DELETE FROM {results} r USING {part} t WHERE r.task
 const (
 	sqlPartitionLock     = `LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE`
 	sqlPartitionTruncate = `TRUNCATE {part}`
+)
+
+// sqlPartitionState says whether {part} is attached to tasks, detaching (a
+// DETACH CONCURRENTLY that did not finish) or detached. {part_name} is the
+// quoted name as a string literal, of a validated schema.
+const sqlPartitionState = `
+SELECT CASE WHEN i.inhrelid IS NULL THEN 'detached' WHEN i.inhdetachpending THEN 'detaching' ELSE 'attached' END
+FROM (SELECT) AS one LEFT JOIN pg_inherits i ON i.inhrelid = {part_name}::regclass AND i.inhparent = {tasks_name}::regclass`
+
+// sqlPartitionAttached is sqlPartitionState's answer 'attached', as a bool.
+const sqlPartitionAttached = `
+SELECT EXISTS (SELECT 1 FROM pg_inherits
+	WHERE inhrelid = {part_name}::regclass AND inhparent = {tasks_name}::regclass AND NOT inhdetachpending)`
+
+// The statements of Retire. {gen} is the partition's number.
+const (
+	sqlPartitionDetach   = `ALTER TABLE {tasks} DETACH PARTITION {part} CONCURRENTLY`
+	sqlPartitionFinalize = `ALTER TABLE {tasks} DETACH PARTITION {part} FINALIZE`
+	sqlPartitionAttach   = `ALTER TABLE {tasks} ATTACH PARTITION {part} FOR VALUES IN ({gen})`
+)
+
+// Retire's session lock, and the try of it in Rotate's transaction: session
+// and transaction advisory locks of one key conflict. $1 names the schema.
+const (
+	sqlRetireLock   = `SELECT pg_try_advisory_lock(hashtextextended('omniq.retire:' || $1, 0))`
+	sqlRetireUnlock = `SELECT pg_advisory_unlock(hashtextextended('omniq.retire:' || $1, 0))`
+	sqlRetireTry    = `SELECT pg_try_advisory_xact_lock(hashtextextended('omniq.retire:' || $1, 0))`
 )

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/omniqhq/omniq/internal/pgtest"
 	"github.com/omniqhq/omniq/jobs"
@@ -179,5 +180,138 @@ func TestRotateRestoresRotationRows(t *testing.T) {
 	}
 	if got := genOf(t, db, insertN(t, e, db, 1, nil)[0]); got != 1 {
 		t.Fatalf("after Rotate a task went to gen %d, want 1", got)
+	}
+}
+
+// TestRetireDetachesWhatReadersHold: a REPEATABLE READ transaction that read
+// tasks holds a share lock on every partition until it ends, so Rotate
+// cannot truncate a drained one; it hands it to Retire, which detaches it
+// while the reader lives (inserts and claims go on meanwhile), then truncates
+// it and attaches it again, empty. A Retire interrupted while it waits leaves
+// the partition detaching; the next Rotate hands it over again, and Retire
+// finishes as soon as the transactions that held tasks when it began end,
+// whatever later ones do.
+func TestRetireDetachesWhatReadersHold(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testEngine(db, EventsNone)
+	e.cfg.FinishedRetention = time.Minute
+	tasks, rotation, g1 := table(db.Schema, "tasks"), table(db.Schema, "tasks_rotation"), table(db.Schema, "tasks_g1")
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	state := func() string {
+		t.Helper()
+		var s string
+		if err := db.Pool.QueryRow(ctx, e.sql.partitionState[0]).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Gen 1 drained: its tasks finished two hours ago, gen 2 current.
+	ids := insertN(t, e, db, 100, nil)
+	exec(`UPDATE `+tasks+` SET status = 'success', completed_at = now() - interval '2 hours' WHERE id = ANY($1)`, ids)
+	exec(`UPDATE ` + rotation + ` SET current = false, ended_at = now() - interval '2 hours' WHERE gen = 1`)
+	exec(`UPDATE ` + rotation + ` SET current = true, started_at = now() WHERE gen = 2`)
+
+	reader := func() pgx.Tx {
+		t.Helper()
+		tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+tasks).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	// Rotate skips its pass while a Retire's session holds the lock, which
+	// an interrupted one's closing connection may still do for a moment.
+	rotateHandsOver := func() {
+		t.Helper()
+		pgtest.WaitFor(t, 10*time.Second, "Rotate to hand the partition to Retire", func() bool {
+			if n, err := e.Rotate(ctx); err != nil || n != 0 {
+				t.Fatalf("Rotate: %d, %v; want 0 truncated, no error", n, err)
+			}
+			select {
+			case gen := <-e.retireReq:
+				if gen != 1 {
+					t.Fatalf("Rotate handed partition %d to Retire, want 1", gen)
+				}
+				return true
+			default:
+				return false
+			}
+		})
+	}
+
+	// First: a reader holds the lock; Retire is interrupted while it waits.
+	first := reader()
+	rotateHandsOver()
+	rctx, stop := context.WithCancel(ctx)
+	interrupted := make(chan error, 1)
+	go func() { interrupted <- e.Retire(rctx, 1) }()
+	pgtest.WaitFor(t, 10*time.Second, "the detach to begin", func() bool { return state() == "detaching" })
+	// The hot path goes on: a task is inserted to gen 2 and claimed.
+	insertN(t, e, db, 1, nil)
+	if got := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(got) != 1 {
+		t.Fatalf("claimed %d tasks while a partition detaches, want 1", len(got))
+	}
+	stop()
+	if err := <-interrupted; err == nil {
+		t.Fatal("Retire returned no error when interrupted while it waited")
+	}
+	if err := first.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != "detaching" {
+		t.Fatalf("after the interrupted Retire the partition is %s, want detaching", s)
+	}
+
+	// Then: the next Rotate hands it over again, and Retire finishes the
+	// detach once the reader that held tasks when it began ends, though one
+	// that began later still holds its lock.
+	second := reader()
+	rotateHandsOver()
+	finished := make(chan error, 1)
+	go func() { finished <- e.Retire(ctx, 1) }()
+	pgtest.WaitFor(t, 10*time.Second, "the detach's end to wait for the reader", func() bool {
+		var waits bool
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE query LIKE '%DETACH PARTITION%FINALIZE%' AND wait_event_type = 'Lock'`).Scan(&waits); err != nil {
+			t.Fatal(err)
+		}
+		return waits
+	})
+	third := reader()
+	defer third.Rollback(ctx) //nolint:errcheck
+	if err := second.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-finished; err != nil {
+		t.Fatalf("Retire: %v", err)
+	}
+	if s := state(); s != "attached" {
+		t.Fatalf("after Retire the partition is %s, want attached", s)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+g1).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("gen 1 holds %d tasks after Retire (%v), want 0", n, err)
+	}
+	var empty bool
+	if err := db.Pool.QueryRow(ctx, `SELECT ended_at IS NULL AND NOT current FROM `+rotation+` WHERE gen = 1`).Scan(&empty); err != nil || !empty {
+		t.Fatalf("gen 1 not marked empty after Retire (%v)", err)
+	}
+	// Attached again, it takes tasks when it is current.
+	exec(`UPDATE ` + rotation + ` SET current = false WHERE gen = 2`)
+	exec(`UPDATE ` + rotation + ` SET current = true, started_at = now() WHERE gen = 1`)
+	if got := genOf(t, db, insertN(t, e, db, 1, nil)[0]); got != 1 {
+		t.Fatalf("a task inserted after Retire went to gen %d, want 1", got)
 	}
 }

@@ -54,6 +54,14 @@ type statements struct {
 	partitionResults  [rotatingPartitions]string
 	partitionLock     [rotatingPartitions]string
 	partitionTruncate [rotatingPartitions]string
+	partitionState    [rotatingPartitions]string
+	partitionAttached [rotatingPartitions]string
+	partitionDetach   [rotatingPartitions]string
+	partitionFinalize [rotatingPartitions]string
+	partitionAttach   [rotatingPartitions]string
+	retireLock        string
+	retireUnlock      string
+	retireTry         string
 }
 
 func table(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
@@ -99,11 +107,23 @@ func newStatements(schema string) *statements {
 		{&s.rotationStart, sqlRotationStart},
 		{&s.rotationEmpty, sqlRotationEmpty},
 		{&s.rotationRestore, sqlRotationRestore},
+		{&s.retireLock, sqlRetireLock},
+		{&s.retireUnlock, sqlRetireUnlock},
+		{&s.retireTry, sqlRetireTry},
 	} {
 		*p.dst = r.Replace(p.sql)
 	}
 	for i := range rotatingPartitions {
-		part := strings.NewReplacer("{part}", table(schema, fmt.Sprintf("tasks_g%d", i+1)))
+		name := table(schema, fmt.Sprintf("tasks_g%d", i+1))
+		part := strings.NewReplacer("{part}", name, "{gen}", fmt.Sprint(i+1),
+			// The schema is validated (migrations.ValidateSchema): its quoted
+			// names hold no quote to escape.
+			"{part_name}", "'"+name+"'", "{tasks_name}", "'"+table(schema, "tasks")+"'")
+		s.partitionState[i] = part.Replace(sqlPartitionState)
+		s.partitionAttached[i] = part.Replace(sqlPartitionAttached)
+		s.partitionDetach[i] = r.Replace(part.Replace(sqlPartitionDetach))
+		s.partitionFinalize[i] = r.Replace(part.Replace(sqlPartitionFinalize))
+		s.partitionAttach[i] = r.Replace(part.Replace(sqlPartitionAttach))
 		s.partitionDrained[i] = r.Replace(part.Replace(sqlPartitionDrained))
 		s.partitionResults[i] = r.Replace(part.Replace(sqlPartitionResults))
 		s.partitionLock[i] = part.Replace(sqlPartitionLock)
