@@ -68,13 +68,14 @@ type Engine struct {
 	notifier  *Notifier
 	completer *completer
 
-	mu       sync.Mutex
-	started  bool
-	stopOnce sync.Once
-	stopped  chan struct{}
 	// retireReq hands Retire a partition Rotate could not lock (see
 	// retireLoop).
 	retireReq chan int16
+
+	mu        sync.Mutex
+	started   bool
+	stopOnce  sync.Once
+	stopped   chan struct{}
 	stopErr   error
 	fetchStop context.CancelFunc // stops producers and loops
 	workStop  context.CancelCauseFunc

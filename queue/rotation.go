@@ -72,13 +72,13 @@ func (e *Engine) rotate(ctx context.Context) (n int, detach int16, err error) {
 	if !free {
 		return 0, 0, nil // a Retire is detaching a partition: it alone touches them
 	}
-	for i := range rotatingPartitions {
-		var attached bool
-		if err := tx.QueryRow(ctx, e.sql.partitionAttached[i]).Scan(&attached); err != nil {
-			return 0, 0, wrapRotate(int16(i+1), err)
+	for gen := int16(1); gen <= rotatingPartitions; gen++ {
+		state, err := e.partitionState(ctx, tx, gen)
+		if err != nil {
+			return 0, 0, err
 		}
-		if !attached {
-			return 0, int16(i + 1), nil
+		if state != "attached" {
+			return 0, gen, nil
 		}
 	}
 	type slot struct {
@@ -269,9 +269,9 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing ends the session and its lock
 		}
 	}()
-	var state string
-	if err := conn.QueryRow(ctx, e.sql.partitionState[i]).Scan(&state); err != nil {
-		return wrapRotate(gen, err)
+	state, err := e.partitionState(ctx, conn, gen)
+	if err != nil {
+		return err
 	}
 	switch state {
 	case "attached":
@@ -319,6 +319,15 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 	})
 }
 
+// partitionState says whether rotating partition gen is "attached" to
+// tasks, "detaching" (a DETACH CONCURRENTLY that did not finish) or
+// "detached".
+func (e *Engine) partitionState(ctx context.Context, db DB, gen int16) (string, error) {
+	var state string
+	err := db.QueryRow(ctx, sqlPartitionState, table(e.sql.schema, fmt.Sprintf("tasks_g%d", gen)), table(e.sql.schema, "tasks")).Scan(&state)
+	return state, wrapRotate(gen, err)
+}
+
 func wrapRotate(gen int16, err error) error {
 	if err == nil {
 		return nil
@@ -364,17 +373,11 @@ const (
 	sqlPartitionTruncate = `TRUNCATE {part}`
 )
 
-// sqlPartitionState says whether {part} is attached to tasks, detaching (a
-// DETACH CONCURRENTLY that did not finish) or detached. {part_name} is the
-// quoted name as a string literal, of a validated schema.
+// sqlPartitionState: see partitionState. $1 is the partition's quoted name,
+// $2 that of tasks.
 const sqlPartitionState = `
-SELECT CASE WHEN i.inhrelid IS NULL THEN 'detached' WHEN i.inhdetachpending THEN 'detaching' ELSE 'attached' END
-FROM (SELECT) AS one LEFT JOIN pg_inherits i ON i.inhrelid = {part_name}::regclass AND i.inhparent = {tasks_name}::regclass`
-
-// sqlPartitionAttached is sqlPartitionState's answer 'attached', as a bool.
-const sqlPartitionAttached = `
-SELECT EXISTS (SELECT 1 FROM pg_inherits
-	WHERE inhrelid = {part_name}::regclass AND inhparent = {tasks_name}::regclass AND NOT inhdetachpending)`
+SELECT coalesce((SELECT CASE WHEN inhdetachpending THEN 'detaching' ELSE 'attached' END
+	FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = $2::regclass), 'detached')`
 
 // The statements of Retire. {gen} is the partition's number.
 const (

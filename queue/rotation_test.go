@@ -209,8 +209,8 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 	}
 	state := func() string {
 		t.Helper()
-		var s string
-		if err := db.Pool.QueryRow(ctx, e.sql.partitionState[0]).Scan(&s); err != nil {
+		s, err := e.partitionState(ctx, db.Pool, 1)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return s

@@ -54,8 +54,6 @@ type statements struct {
 	partitionResults  [rotatingPartitions]string
 	partitionLock     [rotatingPartitions]string
 	partitionTruncate [rotatingPartitions]string
-	partitionState    [rotatingPartitions]string
-	partitionAttached [rotatingPartitions]string
 	partitionDetach   [rotatingPartitions]string
 	partitionFinalize [rotatingPartitions]string
 	partitionAttach   [rotatingPartitions]string
@@ -114,13 +112,7 @@ func newStatements(schema string) *statements {
 		*p.dst = r.Replace(p.sql)
 	}
 	for i := range rotatingPartitions {
-		name := table(schema, fmt.Sprintf("tasks_g%d", i+1))
-		part := strings.NewReplacer("{part}", name, "{gen}", fmt.Sprint(i+1),
-			// The schema is validated (migrations.ValidateSchema): its quoted
-			// names hold no quote to escape.
-			"{part_name}", "'"+name+"'", "{tasks_name}", "'"+table(schema, "tasks")+"'")
-		s.partitionState[i] = part.Replace(sqlPartitionState)
-		s.partitionAttached[i] = part.Replace(sqlPartitionAttached)
+		part := strings.NewReplacer("{part}", table(schema, fmt.Sprintf("tasks_g%d", i+1)), "{gen}", fmt.Sprint(i+1))
 		s.partitionDetach[i] = r.Replace(part.Replace(sqlPartitionDetach))
 		s.partitionFinalize[i] = r.Replace(part.Replace(sqlPartitionFinalize))
 		s.partitionAttach[i] = r.Replace(part.Replace(sqlPartitionAttach))
