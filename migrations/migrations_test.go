@@ -501,7 +501,8 @@ func TestRotatingTasksKeepsRows(t *testing.T) {
 
 // TestQueueCheck: 008's queue CHECK accepts exactly the names 001's regex
 // did, on every partition, and its down puts the regex back with the same
-// answers.
+// answers; 009's domain gives the same answers under the same constraint
+// name, on INSERT and on an UPDATE that sets queue.
 func TestQueueCheck(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -527,7 +528,19 @@ func TestQueueCheck(t *testing.T) {
 				}
 			}
 		}
+		// An UPDATE that sets queue is checked too.
+		tasks := pgx.Identifier{schema, "tasks"}.Sanitize()
+		var id string
+		if err := conn.QueryRow(ctx, `INSERT INTO `+tasks+` (id, kind, queue) VALUES (gen_random_uuid(), 'k', 'ok') RETURNING id`).Scan(&id); err != nil {
+			t.Fatalf("at version %d: insert: %v", version, err)
+		}
+		_, err := conn.Exec(ctx, `UPDATE `+tasks+` SET queue = '_bad' WHERE id = $1`, id)
+		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != "tasks_queue_check" {
+			t.Errorf("at version %d, UPDATE to queue '_bad': %v, want a violation of tasks_queue_check", version, err)
+		}
 	}
+	mustMigrate(t, ctx, conn, schema, 9)
+	check(9)
 	mustMigrate(t, ctx, conn, schema, 8)
 	check(8)
 	mustMigrate(t, ctx, conn, schema, 7)
