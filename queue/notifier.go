@@ -133,17 +133,20 @@ func (n *Notifier) loop(ctx context.Context) {
 // session holds one connection until it fails or ctx ends. established
 // reports whether it got as far as listening.
 func (n *Notifier) session(ctx context.Context, reconnected bool) (established bool, err error) {
-	conn, err := n.pool.Acquire(ctx)
+	pooled, err := n.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	// A LISTEN connection is never handed back to the pool: its session state
-	// (the LISTENs) must not leak to other users.
+	// The LISTEN connection leaves the pool at once: it is never handed back
+	// (its LISTENs must not leak to other users), and while it is held the
+	// pool may open another in its place, so claims and completions keep
+	// every one of MaxConns. Held in the pool, it took one of pgx's default
+	// four from the hot path for good.
+	conn := pooled.Hijack()
 	defer func() {
-		c := conn.Hijack()
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = c.Close(closeCtx)
+		_ = conn.Close(closeCtx)
 	}()
 	listening := map[string]bool{}
 	sync := func() error {
@@ -199,7 +202,7 @@ func (n *Notifier) session(ctx context.Context, reconnected bool) (established b
 			case <-stopWatch:
 			}
 		}()
-		nt, err := conn.Conn().WaitForNotification(waitCtx)
+		nt, err := conn.WaitForNotification(waitCtx)
 		close(stopWatch)
 		<-watchDone
 		// Read before our own cancel: was the wait cut short by a change signal?
@@ -212,7 +215,7 @@ func (n *Notifier) session(ctx context.Context, reconnected bool) (established b
 			if ctx.Err() != nil {
 				return true, ctx.Err()
 			}
-			if interrupted && !conn.Conn().IsClosed() {
+			if interrupted && !conn.IsClosed() {
 				continue // the channel set changed: sync at the top
 			}
 			// A lost connection (terminated, server restart) ends the session.
