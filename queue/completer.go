@@ -333,19 +333,27 @@ func validText(s string) string {
 
 func (c *completer) write(ctx context.Context, batch []*outcome) error {
 	b := c.e.completionBatch(batch)
-	// Plan the batch's statements for its own arrays every time: the generic
-	// plan a prepared statement falls back to after five runs guesses the
-	// arrays' length and joins the 1,000 outcomes to the running tasks by
-	// nested loop (1,000,000 comparisons; 212 µs/task against 55 µs/task
-	// with custom plans, at 1,000 outcomes per batch). Every join of the
-	// batch's statements is a lookup of a few rows by key, so hash and merge
-	// joins are off: with them the planner hashed a whole partition of tasks,
-	// read by a Seq Scan, to find a batch's 1,000 rows (7.2 ms against 3.4 ms
-	// by primary key at 20,000 tasks, and growing with the table). The
-	// settings end with the batch's implicit transaction.
-	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: sqlCustomPlans}}, b.QueuedQueries...)
+	// Every join of the batch's statements is a lookup of a few rows by key,
+	// so hash and merge joins are off: with them the planner hashed a whole
+	// partition of tasks, read by a Seq Scan, to find a batch's 1,000 rows
+	// (7.2 ms against 3.4 ms by primary key at 20,000 tasks, and growing with
+	// the table). A large batch plans its statements for its own arrays (a
+	// generic plan once guessed their length and joined 1,000 outcomes to
+	// the running tasks by nested loop, 212 µs/task against 55). A small
+	// one, the common case below full load, runs the generic plans, as claims
+	// do: planning the batch's statements afresh cost more than running them
+	// (about a third of the server's CPU at 1,000 tasks/s in batches of a
+	// few). The settings end with the batch's implicit transaction.
+	plans := sqlCustomPlans
+	if len(batch) <= genericPlanBatch {
+		plans = sqlGenericPlans
+	}
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: plans}}, b.QueuedQueries...)
 	return c.e.pool.SendBatch(ctx, b).Close()
 }
+
+// genericPlanBatch is the largest completion batch that runs generic plans.
+const genericPlanBatch = 100
 
 // sqlCustomPlans makes the rest of the transaction plan each statement for
 // its parameters, joining by nested loop.

@@ -170,7 +170,7 @@ func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 	p.applyRewind()
 	sql, args := p.claimStatement(n)
 	var b pgx.Batch
-	b.Queue(sqlClaimPlan)
+	b.Queue(sqlGenericPlans)
 	b.Queue(sql, args...)
 	br := p.e.pool.SendBatch(ctx, &b)
 	claimed, err := func() ([]*jobs.TaskRow, error) {

@@ -246,8 +246,9 @@ WITH {locked}, claimed AS (
 )
 SELECT {task_columns} FROM claimed WHERE set_config('synchronous_commit', 'off', true) = 'off'`
 
-// sqlClaimPlan precedes each claim, in the same implicit transaction (one
-// pipelined round trip): the claim runs its generic plan, made once per
+// sqlGenericPlans precedes each claim (and each small completion batch), in
+// the same implicit transaction (one pipelined round trip): the claim runs
+// its generic plan, made once per
 // connection and again only when a partition of tasks is truncated, and that
 // plan looks tasks up by index and joins them by nested loop. Left to itself
 // the planner planned every claim anew (about 1.4 ms with tasks' partitions,
@@ -255,7 +256,7 @@ SELECT {task_columns} FROM claimed WHERE set_config('synchronous_commit', 'off',
 // otherwise keep hashes a partition to join the locked rows, which it guesses
 // by LIMIT $2 to be many; and a generic plan made while a partition was empty
 // would scan it whole once it had filled.
-const sqlClaimPlan = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+const sqlGenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
 	set_config('enable_mergejoin', 'off', true)`
 
