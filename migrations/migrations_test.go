@@ -540,7 +540,8 @@ func TestQueueCheck(t *testing.T) {
 			t.Fatalf("at version %d: insert: %v", version, err)
 		}
 		_, err := conn.Exec(ctx, `UPDATE `+tasks+` SET queue = '_bad' WHERE id = $1`, id)
-		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != "tasks_queue_check" {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23514" || pgErr.ConstraintName != "tasks_queue_check" {
 			t.Errorf("at version %d, UPDATE to queue '_bad': %v, want a violation of tasks_queue_check", version, err)
 		}
 	}

@@ -355,11 +355,6 @@ func (c *completer) write(ctx context.Context, batch []*outcome) error {
 // genericPlanBatch is the largest completion batch that runs generic plans.
 const genericPlanBatch = 100
 
-// sqlCustomPlans makes the rest of the transaction plan each statement for
-// its parameters, joining by nested loop.
-const sqlCustomPlans = `SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
-	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
-
 // completionBatch is the one pipelined round trip that records outcomes: the
 // transitions with their results and events, then (each a later statement of
 // the same transaction, so it sees what the earlier ones wrote and what

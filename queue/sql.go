@@ -246,19 +246,25 @@ WITH {locked}, claimed AS (
 )
 SELECT {task_columns} FROM claimed WHERE set_config('synchronous_commit', 'off', true) = 'off'`
 
-// sqlGenericPlans precedes each claim (and each small completion batch), in
-// the same implicit transaction (one pipelined round trip): the claim runs
-// its generic plan, made once per
-// connection and again only when a partition of tasks is truncated, and that
-// plan looks tasks up by index and joins them by nested loop. Left to itself
-// the planner planned every claim anew (about 1.4 ms with tasks' partitions,
-// a claim's whole cost at a few tasks), because the generic plan it would
-// otherwise keep hashes a partition to join the locked rows, which it guesses
-// by LIMIT $2 to be many; and a generic plan made while a partition was empty
-// would scan it whole once it had filled.
+// sqlGenericPlans precedes each claim (and each small completion batch, see
+// completer.write), in the same implicit transaction (one pipelined round
+// trip): the claim runs its generic plan, made once per connection and again
+// only when a partition of tasks is truncated, and that plan looks tasks up
+// by index and joins them by nested loop. Left to itself the planner planned
+// every claim anew (about 1.4 ms with tasks' partitions, a claim's whole cost
+// at a few tasks), because the generic plan it would otherwise keep hashes a
+// partition to join the locked rows, which it guesses by LIMIT $2 to be many;
+// and a generic plan made while a partition was empty would scan it whole
+// once it had filled.
 const sqlGenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
 	set_config('enable_mergejoin', 'off', true)`
+
+// sqlCustomPlans precedes a large completion batch (see completer.write): the
+// rest of its transaction plans each statement for its parameters, joining by
+// nested loop.
+const sqlCustomPlans = `SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // sqlBehindCursor finds the earliest runnable task of queue $1 and priority
 // $2 behind the claim cursor ($3, $4); see producer.sweep.
