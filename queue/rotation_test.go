@@ -270,6 +270,17 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 	if err := <-interrupted; err == nil {
 		t.Fatal("Retire returned no error when interrupted while it waited")
 	}
+	// Retire returns as soon as its context ends; the server learns of it
+	// by a cancel request that may arrive after the reader ends below, and
+	// the DETACH would then finish. Wait until the server has ended it.
+	pgtest.WaitFor(t, 10*time.Second, "the server to end the interrupted DETACH", func() bool {
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE state = 'active' AND query ILIKE '%DETACH PARTITION%' AND strpos(query, $1) > 0`, g1).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
 	if err := first.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
