@@ -432,7 +432,8 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(terminal)})
 	retries := wakeSet{}
 	for _, o := range batch {
-		if o.status == jobs.StatusRetry && o.runAt != nil && !o.runAt.After(time.Now()) {
+		// A retry due now, or a task claimed ahead and given back.
+		if !o.status.Finished() && o.runAt != nil && !o.runAt.After(time.Now()) {
 			retries.add(o.queue, *o.runAt)
 		}
 	}

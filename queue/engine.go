@@ -84,6 +84,7 @@ type Engine struct {
 	loops     sync.WaitGroup // producers, heartbeat, maintenance
 	executing sync.WaitGroup // running tasks
 	running   sync.Map       // uuid.UUID → *execution
+	aheadHold time.Duration  // see aheadHold; tests set it before Start
 
 	// Maintenance state: where retention resumes, and when the last
 	// rescue that walks every running task ran (see sqlRescue).
@@ -127,6 +128,7 @@ func New(pool *pgxpool.Pool, cfg Config, registry *jobs.Registry, codec Codec) *
 		log:             cfg.Logger("client"),
 		stopped:         make(chan struct{}),
 		retireReq:       make(chan int16, 1),
+		aheadHold:       aheadHold,
 	}
 	e.notifier = NewNotifier(pool, cfg.Logger("notifier"))
 	return e

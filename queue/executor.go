@@ -12,9 +12,30 @@ import (
 	"github.com/omniqhq/omniq/jobs"
 )
 
-// execution is a task running on this client.
+// execution is a task claimed by this client: running, or claimed ahead and
+// waiting for a worker slot (see producer.claimAhead). Its context exists from
+// the claim, so a cancel request or a hard stop reaches a task still waiting.
 type execution struct {
-	cancel context.CancelCauseFunc
+	row     *jobs.TaskRow
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	claimed time.Time
+}
+
+// track registers a task just claimed.
+func (e *Engine) track(row *jobs.TaskRow, claimed time.Time) *execution {
+	ctx, cancel := context.WithCancelCause(context.WithValue(e.workCtx, engineKey{}, e))
+	x := &execution{row: row, ctx: ctx, cancel: cancel, claimed: claimed}
+	e.running.Store(row.ID, x)
+	return x
+}
+
+// untrack hands in the outcome of a task this client claimed.
+func (e *Engine) untrack(x *execution, o *outcome) {
+	o.noCallback = x.row.Callback == nil
+	x.cancel(nil)
+	e.running.Delete(x.row.ID)
+	e.completer.add(o)
 }
 
 // PanicError is the error of an attempt whose worker panicked.
@@ -35,19 +56,25 @@ func FromContext(ctx context.Context) (*Engine, bool) {
 	return e, ok
 }
 
-// execute runs one claimed task and hands its outcome to the completer.
-func (e *Engine) execute(p *producer, row *jobs.TaskRow) {
+// execute works on one of p's worker slots: x, then each task claimed ahead
+// that is waiting when the slot frees.
+func (e *Engine) execute(p *producer, x *execution) {
 	defer e.executing.Done()
-	ctx, cancel := context.WithCancelCause(context.WithValue(e.workCtx, engineKey{}, e))
-	defer cancel(nil)
-	e.running.Store(row.ID, &execution{cancel: cancel})
-
-	o := e.run(ctx, row)
-	o.noCallback = row.Callback == nil
-
-	e.running.Delete(row.ID)
-	e.completer.add(o)
-	p.done()
+	for {
+		start := time.Now()
+		var o *outcome
+		if x.ctx.Err() != nil {
+			// Cancelled or stopped while it waited for the slot.
+			o = e.unstarted(x)
+		} else {
+			o = e.run(x.ctx, x.row)
+		}
+		e.untrack(x, o)
+		var ok bool
+		if x, ok = p.next(time.Since(start)); !ok {
+			return
+		}
+	}
 }
 
 func (e *Engine) run(ctx context.Context, row *jobs.TaskRow) *outcome {
@@ -142,6 +169,23 @@ func (e *Engine) interrupted(row *jobs.TaskRow, finished time.Time, err error) *
 		attemptAdj: -1, finishedAt: finished, event: "retry", queue: row.Queue,
 		errEntry: attemptError(row.Attempt, finished, fmt.Errorf("interrupted by client stop: %w", err), ""),
 		errMsg:   "interrupted by client stop"}
+}
+
+// unstarted is the outcome of a task claimed ahead that never started: it is
+// cancelled if a cancel request reached it, else given back, its attempt not
+// used up and its run_at, so its place in the queue, kept. A task that has
+// run before is a retry again.
+func (e *Engine) unstarted(x *execution) *outcome {
+	row := x.row
+	if errors.Is(context.Cause(x.ctx), ErrCancelRequested) {
+		return e.cancelled(row, time.Now(), context.Cause(x.ctx))
+	}
+	status := jobs.StatusPending
+	if row.Attempt > 1 {
+		status = jobs.StatusRetry
+	}
+	return &outcome{id: row.ID, gen: row.Partition, attempt: row.Attempt, status: status, runAt: &row.RunAt,
+		attemptAdj: -1, finishedAt: time.Now(), queue: row.Queue}
 }
 
 // failed decides what a failed attempt leads to: cancel, snooze, retry or error.

@@ -399,7 +399,9 @@ WITH o AS (
 			WHEN upd.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
 			ELSE '{}'::jsonb END
 	FROM upd
-	WHERE CASE $15::text WHEN 'all' THEN true WHEN 'default' THEN true
+	-- A task claimed ahead and given back unstarted has no event (''):
+	-- nothing happened to it that a reader of its history would see.
+	WHERE upd.event <> '' AND CASE $15::text WHEN 'all' THEN true WHEN 'default' THEN true
 		WHEN 'failures' THEN upd.event IN ('error', 'retry', 'cancelled') ELSE false END
 )
 SELECT id, status FROM upd`
