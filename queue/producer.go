@@ -29,9 +29,8 @@ type producer struct {
 
 	// slotMu guards the worker slots and what claiming ahead needs: active
 	// (written under it, read without it as a hint), ahead, runTime,
-	// aheadOff and claimRT. ahead holds tasks claimed
-	// beyond the free slots, oldest first; it is never non-empty while a
-	// slot is free.
+	// aheadOff and claimRT. ahead holds the tasks claimed beyond the free
+	// slots, oldest first; it is never non-empty while a slot is free.
 	slotMu  sync.Mutex
 	active  atomic.Int64
 	ahead   []*execution
@@ -180,10 +179,10 @@ func (p *producer) run(ctx context.Context) {
 
 // Claiming ahead. With few slots and short tasks, the claim round trip a
 // freed slot waits for is most of a task's time: 8 slots of 1ms work
-// completed about 1,900 tasks/s, not 8,000. So a producer keeps claimed, beyond
-// its free slots, as many tasks as its slots finish during one claim round
-// trip (both moving averages), at most one per slot; a slot that frees takes
-// the oldest of them and starts it at once. Long tasks get none claimed
+// completed about 1,860 tasks/s, not 8,000. So a producer keeps claimed,
+// beyond its free slots, as many tasks as its slots finish during one claim
+// round trip (both moving averages), at most one per slot; a slot that frees
+// takes the oldest of them and starts it at once. Long tasks get none claimed
 // ahead. A task claimed ahead is running in the database (its attempt and
 // started_at written by the claim, as for any claimed task) and tracked like
 // a running one, so a cancel request or a hard stop reaches it; one that has
