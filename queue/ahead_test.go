@@ -160,10 +160,9 @@ func TestClaimAheadGivesBackWhatFindsNoSlot(t *testing.T) {
 	}
 }
 
-// TestClaimAheadCancelAndStop: a cancel request reaches a task claimed ahead
-// and still waiting: it ends cancelled without running. A stopping client
-// gives back what it claimed ahead, unstarted.
-func TestClaimAheadCancelAndStop(t *testing.T) {
+// TestClaimAheadCancel: a cancel request reaches a task claimed ahead and
+// still waiting: it ends cancelled without running.
+func TestClaimAheadCancel(t *testing.T) {
 	t.Parallel()
 	r := newAheadRig(t, time.Minute)
 	r.warmUp(t)
@@ -181,17 +180,34 @@ func TestClaimAheadCancelAndStop(t *testing.T) {
 	if got := r.events(t, f1); len(got) != 3 || got[2] != "cancelled" {
 		t.Fatalf("events of the cancelled task: %v, want [enqueued executing cancelled]", got)
 	}
+}
 
-	// Stop with a task claimed ahead: block the slot again, then stop with
-	// the blocking task released by its context.
-	_, g1, _ := r.blockThenTwo(t)
+// TestClaimAheadGivenBackAtStop: a stopping client starts nothing more: what
+// it claimed ahead is given back, unstarted and its attempt unused, while
+// the task it runs is let finish.
+func TestClaimAheadGivenBackAtStop(t *testing.T) {
+	t.Parallel()
+	r := newAheadRig(t, time.Minute)
+	r.warmUp(t)
+	block, g1, _ := r.blockThenTwo(t)
 	if n := r.count(t, "id = $1 AND status = 'running'", g1); n != 1 {
 		t.Fatalf("the second task is not claimed ahead while the first blocks the slot")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.e.StopAndCancel(ctx); err != nil {
-		t.Fatalf("StopAndCancel: %v", err)
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- r.e.Stop(ctx)
+	}()
+	pgtest.WaitFor(t, 10*time.Second, "the task claimed ahead to be given back", func() bool {
+		return r.count(t, "id = $1 AND status = 'pending' AND attempt = 0", g1) == 1
+	})
+	r.release <- struct{}{}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if n := r.count(t, "id = $1 AND status = 'success'", block); n != 1 {
+		t.Fatal("the running task did not finish during Stop")
 	}
 	if n := r.count(t, "id = $1 AND status = 'pending' AND attempt = 0", g1); n != 1 {
 		row, err := r.e.Task(context.Background(), r.db.Pool, g1)
