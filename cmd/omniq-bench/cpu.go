@@ -78,3 +78,42 @@ func (u cpuUsage) since(earlier cpuUsage) (client, server time.Duration) {
 	}
 	return client, server
 }
+
+// machineCPU reads the machine's CPU time in clock ticks from /proc/stat: all
+// of it, and the part stolen by the hypervisor for other guests. A shared host
+// that steals a large share slows every run, whatever the code does; the
+// long-horizon lines print it so a reader can tell. ok is false where
+// /proc/stat cannot be read.
+func machineCPU() (total, steal int64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice]:
+	// guest time is already counted in user and nice.
+	for i := 1; i <= 8; i++ {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += v
+		if i == 8 {
+			steal = v
+		}
+	}
+	return total, steal, true
+}
+
+// stealPercent is the share of the machine's CPU time stolen between two
+// readings of machineCPU, or -1 when it is not known.
+func stealPercent(prevTotal, prevSteal, total, steal int64) float64 {
+	if total <= prevTotal {
+		return -1
+	}
+	return 100 * float64(steal-prevSteal) / float64(total-prevTotal)
+}

@@ -29,8 +29,9 @@ const (
 	maxEnqueueCall = 5000 // tasks per EnqueueMany call when catching up
 )
 
-// csvHeader is shared with the River program that runs the same phases.
-const csvHeader = "elapsed_s,phase,offered_per_s,enqueued_per_s,completed_per_s,claim_p50_ms,claim_p95_ms,claim_p99_ms,depth,hot_dead_tuples,hot_table_bytes,hot_index_bytes,all_dead_tuples,all_bytes"
+// csvHeader is the long-horizon CSV's first line (the River program of earlier
+// sittings wrote it without cpu_steal_pct).
+const csvHeader = "elapsed_s,phase,offered_per_s,enqueued_per_s,completed_per_s,claim_p50_ms,claim_p95_ms,claim_p99_ms,depth,hot_dead_tuples,hot_table_bytes,hot_index_bytes,all_dead_tuples,all_bytes,cpu_steal_pct"
 
 type phase struct {
 	name string
@@ -115,6 +116,7 @@ type sample struct {
 	xminAge                     int64 // age of the oldest xid or xmin of any backend of the database
 	held                        bool  // a horizon holder of the phase had an xid or xmin
 	lat                         *snapshot
+	cpuTotal, cpuSteal          int64 // machineCPU; both 0 where unknown
 }
 
 // phaseResult accumulates one phase's summary.
@@ -463,6 +465,7 @@ func (lh *longHorizon) listTables(ctx context.Context) ([]string, error) {
 // backends that should be holding the horizon in this phase.
 func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error) {
 	s := &sample{offered: lh.offered.Load(), enqueued: lh.enqueued.Load(), lat: lh.w.all.Snapshot()}
+	s.cpuTotal, s.cpuSteal, _ = machineCPU()
 	// Depth and completions come from the worker's counters, not from
 	// count(*) over tasks: under a pinned horizon those counts walk every
 	// dead entry of the runnable and running indexes, a cost that grows
@@ -538,11 +541,15 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) error {
 	if s.held {
 		line.WriteString(" held")
 	}
+	steal := stealPercent(prev.cpuTotal, prev.cpuSteal, s.cpuTotal, s.cpuSteal)
+	if steal >= 0 {
+		fmt.Fprintf(&line, " | cpu steal %.0f%%", steal)
+	}
 	lh.printf("%s\n", line.String())
 	if lh.csv != nil {
-		_, err := fmt.Fprintf(lh.csv, "%.1f,%s,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%d,%d,%d,%d,%d,%d\n",
+		_, err := fmt.Fprintf(lh.csv, "%.1f,%s,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%d,%d,%d,%d,%d,%d,%.1f\n",
 			elapsed.Seconds(), r.name, rate(s.offered, prev.offered), rate(s.enqueued, prev.enqueued), rate(s.completed, prev.completed),
-			msF(p50), msF(p95), msF(p99), s.depth, s.hotDead, s.hotTable, s.hotIndex, s.allDead, s.allBytes)
+			msF(p50), msF(p95), msF(p99), s.depth, s.hotDead, s.hotTable, s.hotIndex, s.allDead, s.allBytes, steal)
 		if err != nil {
 			return fmt.Errorf("csv: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,7 +190,7 @@ func TestPhases(t *testing.T) {
 	rows := map[string][][]string{}
 	for _, l := range lines[1:] {
 		cols := strings.Split(l, ",")
-		if len(cols) != 14 {
+		if len(cols) != 15 {
 			t.Fatalf("csv row %q: %d columns", l, len(cols))
 		}
 		rows[cols[1]] = append(rows[cols[1]], cols)
@@ -203,5 +204,25 @@ func TestPhases(t *testing.T) {
 	// the count depends on how many row versions the engine writes per task.
 	if r := rows["idle-in-tx"]; len(r) > 0 {
 		t.Logf("idle-in-tx: tasks dead tuples %s at its first row, %s at its last", r[0][9], r[len(r)-1][9])
+	}
+}
+
+// TestStealPercent: the share of the machine's CPU stolen between two
+// readings, -1 when the readings cannot say; /proc/stat is read on Linux.
+func TestStealPercent(t *testing.T) {
+	if got := stealPercent(100, 10, 200, 30); got != 20 {
+		t.Errorf("stealPercent(100, 10, 200, 30) = %v, want 20", got)
+	}
+	if got := stealPercent(100, 10, 100, 10); got != -1 {
+		t.Errorf("stealPercent with no time between the readings = %v, want -1", got)
+	}
+	if got := stealPercent(0, 0, 0, 0); got != -1 {
+		t.Errorf("stealPercent of unknown readings = %v, want -1", got)
+	}
+	if runtime.GOOS == "linux" {
+		total, steal, ok := machineCPU()
+		if !ok || total <= 0 || steal < 0 || steal > total {
+			t.Errorf("machineCPU() = %d, %d, %v; want a positive total, 0 ≤ steal ≤ total", total, steal, ok)
+		}
 	}
 }
