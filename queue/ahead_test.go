@@ -25,6 +25,7 @@ type aheadRig struct {
 
 const blockPriority = 3
 
+// newAheadRig starts the rig, its producer warmed up to claim one ahead.
 func newAheadRig(t *testing.T, hold time.Duration) *aheadRig {
 	t.Helper()
 	r := &aheadRig{db: pgtest.New(t), started: make(chan uuid.UUID, 10), release: make(chan struct{})}
@@ -63,6 +64,7 @@ func newAheadRig(t *testing.T, hold time.Duration) *aheadRig {
 			t.Errorf("Stop: %v", err)
 		}
 	})
+	r.warmUp(t)
 	return r
 }
 
@@ -90,7 +92,8 @@ func (r *aheadRig) count(t *testing.T, where string, args ...any) int {
 }
 
 // blockThenTwo inserts, in one statement, a blocking task and two that are
-// not: the producer claims the first and, ahead, the next.
+// not: the producer claims the first and, ahead, the next. It returns once
+// the first has started.
 func (r *aheadRig) blockThenTwo(t *testing.T) (block, f1, f2 uuid.UUID) {
 	t.Helper()
 	ids := insertN(t, r.e, r.db, 3, func(i int) *jobs.InsertOpts {
@@ -106,6 +109,10 @@ func (r *aheadRig) blockThenTwo(t *testing.T) (block, f1, f2 uuid.UUID) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the blocking task did not start")
+	}
+	// A hold of seconds cannot have given the second back yet.
+	if r.e.aheadHold >= time.Second && r.count(t, "id = $1 AND status = 'running'", ids[1]) != 1 {
+		t.Fatal("the second task is not claimed ahead while the first blocks the slot")
 	}
 	return ids[0], ids[1], ids[2]
 }
@@ -139,7 +146,6 @@ func (r *aheadRig) events(t *testing.T, id uuid.UUID) []string {
 func TestClaimAheadGivesBackWhatFindsNoSlot(t *testing.T) {
 	t.Parallel()
 	r := newAheadRig(t, 100*time.Millisecond)
-	r.warmUp(t)
 	block, f1, f2 := r.blockThenTwo(t)
 	pgtest.WaitFor(t, 10*time.Second, "the task claimed ahead to be given back", func() bool {
 		return r.count(t, "id = $1 AND status = 'pending' AND attempt = 0 AND errors = '[]'", f1) == 1
@@ -165,11 +171,7 @@ func TestClaimAheadGivesBackWhatFindsNoSlot(t *testing.T) {
 func TestClaimAheadCancel(t *testing.T) {
 	t.Parallel()
 	r := newAheadRig(t, time.Minute)
-	r.warmUp(t)
 	_, f1, f2 := r.blockThenTwo(t)
-	if n := r.count(t, "id = $1 AND status = 'running'", f1); n != 1 {
-		t.Fatalf("the second task is not claimed ahead while the first blocks the slot")
-	}
 	if st, err := r.e.Cancel(context.Background(), r.db.Pool, f1); err != nil || st != jobs.StatusRunning {
 		t.Fatalf("Cancel of the task claimed ahead: %s, %v; want running (a request), nil", st, err)
 	}
@@ -188,11 +190,7 @@ func TestClaimAheadCancel(t *testing.T) {
 func TestClaimAheadGivenBackAtStop(t *testing.T) {
 	t.Parallel()
 	r := newAheadRig(t, time.Minute)
-	r.warmUp(t)
 	block, g1, _ := r.blockThenTwo(t)
-	if n := r.count(t, "id = $1 AND status = 'running'", g1); n != 1 {
-		t.Fatalf("the second task is not claimed ahead while the first blocks the slot")
-	}
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
