@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,10 +28,8 @@ const blockPriority = 3
 func newAheadRig(t *testing.T, hold time.Duration) *aheadRig {
 	t.Helper()
 	r := &aheadRig{db: pgtest.New(t), started: make(chan uuid.UUID, 10), release: make(chan struct{})}
-	var ran atomic.Int64
 	reg := jobs.NewRegistry()
 	if err := jobs.Register(reg, jobs.WorkFunc(func(ctx context.Context, task *jobs.Task[copyArgs]) error {
-		ran.Add(1)
 		if task.Priority == blockPriority {
 			r.started <- task.ID
 			select {
