@@ -151,9 +151,15 @@ func TestClaimAheadGivesBackWhatFindsNoSlot(t *testing.T) {
 		t.Fatalf("events of the task given back: %v, want [enqueued executing] (claimed ahead, then given back without one)", got)
 	}
 	// Given back, it is not claimed ahead again while the slot is held: the
-	// slot stays held for three holds, and each claim of it would write an
-	// executing event.
-	time.Sleep(3 * 100 * time.Millisecond)
+	// producer claims nothing ahead until a slot frees (and each claim of it
+	// would write an executing event, counted below).
+	p := r.e.producers[DefaultQueue]
+	p.slotMu.Lock()
+	off, ahead := p.aheadOff, p.claimAhead()
+	p.slotMu.Unlock()
+	if !off || ahead != 0 {
+		t.Fatalf("after a give-back: aheadOff %v, claimAhead %d; want true, 0 until a slot frees", off, ahead)
+	}
 	r.release <- struct{}{}
 	pgtest.WaitFor(t, 10*time.Second, "all three to succeed", func() bool {
 		return r.count(t, "id = ANY($1) AND status = 'success' AND attempt = 1", []uuid.UUID{block, f1, f2}) == 3

@@ -177,8 +177,8 @@ func (e *Engine) interrupted(row *jobs.TaskRow, finished time.Time, err error) *
 // run before is a retry again.
 func (e *Engine) unstarted(x *execution) *outcome {
 	row := x.row
-	if errors.Is(context.Cause(x.ctx), ErrCancelRequested) {
-		return e.cancelled(row, time.Now(), context.Cause(x.ctx))
+	if cause := context.Cause(x.ctx); errors.Is(cause, ErrCancelRequested) {
+		return e.cancelled(row, time.Now(), cause)
 	}
 	status := jobs.StatusPending
 	if row.Attempt > 1 {

@@ -40,7 +40,6 @@ type producer struct {
 	// runTime says, and claiming ahead again would give back again.
 	aheadOff bool
 	claimRT  time.Duration // a claim's round trip, moving average
-	hold     time.Duration // Engine.aheadHold
 
 	// full is set when the last fetch filled every free slot: there may be
 	// more, so a freed slot should fetch again.
@@ -102,7 +101,6 @@ func newProducer(e *Engine, queue string, max int) *producer {
 		rewind:  map[int16]time.Time{},
 		log:     e.cfg.Logger("producer").With("queue", queue),
 		levelEv: e.cfg.EventLevel == EventsAll,
-		hold:    e.aheadHold,
 	}
 }
 
@@ -121,12 +119,12 @@ func (p *producer) run(ctx context.Context) {
 	defer p.returnAhead(0) // a stopping client starts nothing more
 	poll := time.NewTicker(p.e.cfg.FetchPollInterval)
 	defer poll.Stop()
-	hold := time.NewTimer(p.hold)
+	hold := time.NewTimer(p.e.aheadHold)
 	defer hold.Stop()
 	backoff := time.Duration(0)
 	var last time.Time // start of the last fetch
 	for {
-		if next := p.returnAhead(p.hold); next > 0 {
+		if next := p.returnAhead(p.e.aheadHold); next > 0 {
 			hold.Reset(next)
 		} else {
 			hold.Stop()
@@ -224,15 +222,17 @@ func (p *producer) fetch(ctx context.Context, n int) (int, error) {
 		return 0, err
 	}
 	now := time.Now()
-	// A claim returns its rows in no particular order; those left waiting
-	// are the last in the queue's order.
-	slices.SortFunc(claimed, func(a, b *jobs.TaskRow) int {
-		if a.Priority != b.Priority {
-			return b.Priority - a.Priority
-		}
-		return a.RunAt.Compare(b.RunAt)
-	})
 	p.slotMu.Lock()
+	if len(p.ahead)+len(claimed) > p.max-int(p.active.Load()) {
+		// Some will wait: a claim returns its rows in no particular order,
+		// and those left waiting are to be the last in the queue's order.
+		slices.SortFunc(claimed, func(a, b *jobs.TaskRow) int {
+			if a.Priority != b.Priority {
+				return b.Priority - a.Priority
+			}
+			return a.RunAt.Compare(b.RunAt)
+		})
+	}
 	p.claimRT = movingAverage(p.claimRT, now.Sub(t0))
 	for _, row := range claimed {
 		p.ahead = append(p.ahead, p.e.track(row, now))
@@ -256,7 +256,9 @@ func (p *producer) next(took time.Duration) (*execution, bool) {
 	p.runTime = movingAverage(p.runTime, took)
 	p.aheadOff = false
 	if len(p.ahead) > 0 {
-		x := p.takeAhead(1)[0]
+		x := p.ahead[0]
+		p.ahead[0] = nil
+		p.ahead = p.ahead[1:]
 		p.slotMu.Unlock()
 		p.wake() // to claim ahead again
 		return x, true
@@ -269,7 +271,8 @@ func (p *producer) next(took time.Duration) (*execution, bool) {
 	return nil, false
 }
 
-// takeAhead removes and returns the k oldest tasks claimed ahead. Under slotMu.
+// takeAhead removes and returns the k oldest tasks claimed ahead, as next
+// does one. Under slotMu.
 func (p *producer) takeAhead(k int) []*execution {
 	taken := slices.Clone(p.ahead[:k])
 	// The slice moves past them rather than copying the rest down (up to a
