@@ -502,14 +502,15 @@ func TestRotatingTasksKeepsRows(t *testing.T) {
 // TestQueueCheck: 008's queue CHECK accepts exactly the names 001's regex
 // did, on every partition, and its down puts the regex back with the same
 // answers; 009's domain gives the same answers under the same constraint
-// name, on INSERT and on an UPDATE that sets queue.
+// name, on INSERT and on an UPDATE that sets queue; 010's cheaper form of
+// the domain's CHECK, and its down, give them again.
 func TestQueueCheck(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	conn := connect(t)
 	schema := newSchema(t)
 	names := map[string]bool{
-		"default": true, "a": true, "9": true, "A-b_c.d:e": true, "ab-": true, strings.Repeat("a", 128): true,
+		"default": true, "Default": true, "Z": true, "QUEUE_9": true, "a": true, "9": true, "A-b_c.d:e": true, "ab-": true, strings.Repeat("a", 128): true,
 		"": false, "_x": false, "-x": false, ".x": false, ":x": false, "a b": false, "é": false, "aé": false,
 		"a/b": false, "a\n": false, "a*": false, strings.Repeat("a", 129): false,
 	}
@@ -545,6 +546,8 @@ func TestQueueCheck(t *testing.T) {
 			t.Errorf("at version %d, UPDATE to queue '_bad': %v, want a violation of tasks_queue_check", version, err)
 		}
 	}
+	mustMigrate(t, ctx, conn, schema, 10)
+	check(10)
 	mustMigrate(t, ctx, conn, schema, 9)
 	check(9)
 	mustMigrate(t, ctx, conn, schema, 8)
