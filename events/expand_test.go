@@ -17,6 +17,8 @@ func TestExpand(t *testing.T) {
 			[]Type{Enqueued, Executing, Completed}},
 		{"later attempt", Event{Type: Retry, Data: json.RawMessage(`{"started_at":"2026-01-01T00:00:01Z","run_at":"2026-01-01T00:00:05Z"}`)},
 			[]Type{Executing, Retry}},
+		{"cancelled before it started", Event{Type: Cancelled, Data: json.RawMessage(`{"enqueued_at":"2026-01-01T00:00:00Z"}`)},
+			[]Type{Enqueued, Cancelled}},
 		{"level all", Event{Type: Completed, Data: json.RawMessage(`{}`)}, []Type{Completed}},
 		{"not an outcome", Event{Type: QueuePaused, Data: json.RawMessage(`{"started_at":"2026-01-01T00:00:01Z"}`)}, []Type{QueuePaused}},
 		{"bad data", Event{Type: Completed, Data: json.RawMessage(`[]`)}, []Type{Completed}},

@@ -377,7 +377,6 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		traces       = make([]*string, n)
 		adjs         = make([]int32, n)
 		events       = make([]string, n)
-		terminal     []uuid.UUID
 		withCallback []uuid.UUID
 		failed       []uuid.UUID
 		callbackOf   []uuid.UUID
@@ -399,14 +398,16 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 		}
 		errMsgs[i], traces[i] = nonEmpty(o.errMsg), nonEmpty(o.traceback)
 		adjs[i], events[i] = int32(o.attemptAdj), o.event
-		if o.status.Finished() {
-			terminal = append(terminal, o.id)
-			if !o.noCallback {
-				withCallback = append(withCallback, o.id)
-				callbackOf = append(callbackOf, callbackID(o.id))
-			}
+		// Every outcome may end its task: one that would run it again ends
+		// it cancelled when a cancel request was written meanwhile (see
+		// sqlComplete). The statements below read the status as written, so
+		// they are given every id as one that may have ended, and all but
+		// successes as ones that may have failed.
+		if !o.noCallback {
+			withCallback = append(withCallback, o.id)
+			callbackOf = append(callbackOf, callbackID(o.id))
 		}
-		if o.status == jobs.StatusError || o.status == jobs.StatusCancelled {
+		if o.status != jobs.StatusSuccess {
 			failed = append(failed, o.id)
 		}
 	}
@@ -414,22 +415,19 @@ func (e *Engine) completionBatch(batch []*outcome) *pgx.Batch {
 	if e.cfg.ResultTTL > 0 {
 		resultTTL = &e.cfg.ResultTTL
 	}
+	idBytes := uuidBytes(ids)
 	b := &pgx.Batch{}
-	b.Queue(e.sql.complete, uuidBytes(ids), attempts, statuses, runAts, errs, finished, results, resCodecs, resStatus,
+	b.Queue(e.sql.complete, idBytes, attempts, statuses, runAts, errs, finished, results, resCodecs, resStatus,
 		errMsgs, traces, adjs, events, resultTTL, e.cfg.EventLevel, gens)
-	if len(terminal) > 0 {
-		b.Queue(e.sql.depsLock, e.sql.schema)
-	}
+	b.Queue(e.sql.depsLock, e.sql.schema)
 	if len(failed) > 0 {
 		b.Queue(e.sql.cancelDeps, uuidBytes(failed), e.cfg.EventLevel)
 	}
-	if len(terminal) > 0 {
-		b.Queue(e.sql.releaseDeps, uuidBytes(terminal), e.insertChannel)
-	}
+	b.Queue(e.sql.releaseDeps, idBytes, e.insertChannel)
 	if len(withCallback) > 0 {
 		b.Queue(e.sql.fireCallbacks, uuidBytes(withCallback), uuidBytes(callbackOf), e.insertChannel)
 	}
-	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(terminal)})
+	b.Queue(e.sql.notify, e.completeChannel, []string{completePayload(ids)})
 	retries := wakeSet{}
 	for _, o := range batch {
 		// A retry due now, or a task claimed ahead and given back.

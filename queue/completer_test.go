@@ -2,10 +2,14 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/omniqhq/omniq/internal/pgtest"
@@ -83,5 +87,93 @@ func TestConcurrentCompletionsReleaseSharedDependent(t *testing.T) {
 	}
 	if status != "pending" {
 		t.Fatalf("the dependent of two tasks completed by concurrent batches is %s, want pending", status)
+	}
+}
+
+// TestCancelRequestOutlivesRetryAndGiveBack: a Cancel that finds a task
+// running writes cancel_requested_at and a NOTIFY; if the attempt ends in a
+// retry, or (claimed ahead) the task is given back unstarted, before the
+// executor hears of it, the completion ends the task cancelled rather than
+// making it runnable again with the request lost. It gets a cancel's result
+// and event, its failure callback fires and its waiting dependent is
+// cancelled, as for any cancel.
+func TestCancelRequestOutlivesRetryAndGiveBack(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testEngine(db, EventsDefault)
+	parents := insertN(t, e, db, 2, func(int) *jobs.InsertOpts {
+		return &jobs.InsertOpts{Callback: &jobs.Callback{Kind: "after", OnFailure: true}}
+	})
+	dependents := make([]uuid.UUID, len(parents))
+	for i, p := range parents {
+		dependents[i] = insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: []uuid.UUID{p}} })[0]
+	}
+	claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10)
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %d tasks, want the 2 parents", len(claimed))
+	}
+	for _, row := range claimed {
+		if st, err := e.Cancel(ctx, db.Pool, row.ID); err != nil || st != jobs.StatusRunning {
+			t.Fatalf("Cancel of a running task: %s, %v", st, err)
+		}
+	}
+	now := time.Now()
+	retryAt := now.Add(time.Hour)
+	retry, giveBack := claimed[0], claimed[1]
+	batch := []*outcome{
+		{id: retry.ID, gen: retry.Partition, attempt: retry.Attempt, status: jobs.StatusRetry, runAt: &retryAt,
+			errEntry: attemptError(retry.Attempt, now, errors.New("boom"), ""), finishedAt: now, errMsg: "boom",
+			event: "retry", queue: retry.Queue},
+		{id: giveBack.ID, gen: giveBack.Partition, attempt: giveBack.Attempt, status: jobs.StatusPending,
+			runAt: &giveBack.RunAt, attemptAdj: -1, finishedAt: now, queue: giveBack.Queue},
+	}
+	if err := db.Pool.SendBatch(ctx, e.completionBatch(batch)).Close(); err != nil {
+		t.Fatalf("completion batch: %v", err)
+	}
+	for i, row := range claimed {
+		var status, resStatus string
+		var attempt int
+		var completed bool
+		if err := db.Pool.QueryRow(ctx, "SELECT t.status, t.attempt, t.completed_at IS NOT NULL, coalesce(r.status, '') FROM "+
+			db.Table("tasks")+" t LEFT JOIN "+db.Table("results")+" r ON r.task_id = t.id WHERE t.id = $1", row.ID).
+			Scan(&status, &attempt, &completed, &resStatus); err != nil {
+			t.Fatal(err)
+		}
+		wantAttempt := row.Attempt + batch[i].attemptAdj
+		if status != "cancelled" || !completed || resStatus != "cancelled" || attempt != wantAttempt {
+			t.Errorf("%s outcome after a cancel request: status %s, completed_at set %v, result %q, attempt %d; want cancelled, true, cancelled, %d",
+				batch[i].status, status, completed, resStatus, attempt, wantAttempt)
+		}
+		var evTypes []string
+		rows, err := db.Pool.Query(ctx, "SELECT type || ':' || level || ':' || (data ? 'enqueued_at')::text || ':' || (data ? 'started_at')::text FROM "+
+			db.Table("events")+" WHERE task_id = $1 ORDER BY id", row.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if evTypes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			t.Fatal(err)
+		}
+		// The retried attempt ran (started_at); the given-back one did not.
+		want := []string{"cancelled:warning:true:" + strconv.FormatBool(i == 0)}
+		if !slices.Equal(evTypes, want) {
+			t.Errorf("%s outcome after a cancel request: events %v, want %v", batch[i].status, evTypes, want)
+		}
+		var depStatus string
+		if err := db.Pool.QueryRow(ctx, "SELECT status FROM "+db.Table("tasks")+" WHERE id = $1", dependents[i]).Scan(&depStatus); err != nil {
+			t.Fatal(err)
+		}
+		if depStatus != "cancelled" {
+			t.Errorf("the dependent of a task cancelled by request is %s, want cancelled", depStatus)
+		}
+		var callbacks int
+		if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE id = $1 AND kind = 'after'",
+			callbackID(row.ID)).Scan(&callbacks); err != nil {
+			t.Fatal(err)
+		}
+		if callbacks != 1 {
+			t.Errorf("the failure callback of a task cancelled by request: %d tasks, want 1", callbacks)
+		}
 	}
 }

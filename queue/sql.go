@@ -341,6 +341,15 @@ func claimLocked(k int) string {
 // the event, in one statement. An outcome applies only while the task is still
 // running the same attempt, so a rescued or cancelled task is not overwritten.
 //
+// A cancel request (cancel_requested_at, set by Engine.Cancel while the task
+// ran) ends the task cancelled when its outcome would run it again, a retry,
+// a snooze or a task claimed ahead and given back: the request's NOTIFY may
+// not have reached the executor before the attempt ended, and the task must
+// not run again after a Cancel that returned "running". Such a row is told by
+// its written status differing from the outcome's, and gets the result and
+// the event of a cancel; the batch's later statements read the status as
+// written (see Engine.completionBatch).
+//
 // The result and event rows read the outcome from the UPDATE's RETURNING
 // rather than joining the updated rows back to the input, two joins fewer
 // whose plans depend on guessed array lengths (see completer.write).
@@ -353,9 +362,11 @@ WITH o AS (
 	     traceback, attempt_adj, event, gen)
 ), upd AS (
 	UPDATE {tasks} t SET
-		status = o.status,
+		status = CASE WHEN t.cancel_requested_at IS NOT NULL AND o.status IN ('pending', 'retry') THEN 'cancelled'
+			ELSE o.status END,
 		run_at = coalesce(o.run_at, t.run_at),
-		completed_at = CASE WHEN o.status IN ('success', 'error', 'cancelled') THEN o.finished_at END,
+		completed_at = CASE WHEN o.status IN ('success', 'error', 'cancelled') OR t.cancel_requested_at IS NOT NULL
+			THEN o.finished_at END,
 		attempt = t.attempt + o.attempt_adj,
 		errors = CASE WHEN o.err IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(o.err) END
 	FROM o
@@ -368,8 +379,11 @@ WITH o AS (
 	WHERE t.id = o.id AND t.gen = o.gen AND t.status = (SELECT 'running') AND t.attempt = o.attempt
 	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
 		t.worker_id, t.attempt, t.schedule_id, t.run_at,
-		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.result_status,
-		o.error, o.traceback, o.event
+		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.traceback,
+		CASE WHEN t.status <> o.status THEN 'cancelled' ELSE o.result_status END AS result_status,
+		CASE WHEN t.status <> o.status THEN 'cancelled by request' ELSE o.error END AS error,
+		CASE WHEN t.status <> o.status THEN 'cancelled' ELSE o.event END AS event,
+		o.event = '' AS unstarted
 ), res AS (
 	INSERT INTO {results} (task_id, status, result, codec, error, traceback, started_at, completed_at,
 		execution_time, worker_id, attempt, expires_at)
@@ -393,14 +407,15 @@ WITH o AS (
 		-- attempt's executing transition (started_at) and, on the first
 		-- attempt, the task's enqueued one (enqueued_at); see events.Expand.
 		CASE WHEN $15::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object(
-				'enqueued_at', CASE WHEN upd.o_attempt = 1 AND upd.attempt_adj = 0 THEN upd.created_at END,
-				'started_at', upd.started_at,
+				'enqueued_at', CASE WHEN upd.o_attempt = 1 AND (upd.attempt_adj = 0 OR upd.unstarted) THEN upd.created_at END,
+				'started_at', CASE WHEN NOT upd.unstarted THEN upd.started_at END,
 				'run_at', CASE WHEN upd.event IN ('retry', 'snoozed') THEN upd.run_at END))
 			WHEN upd.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
 			ELSE '{}'::jsonb END
 	FROM upd
 	-- A task claimed ahead and given back unstarted has no event (''):
-	-- nothing happened to it that a reader of its history would see.
+	-- nothing happened to it that a reader of its history would see. Ended
+	-- by a cancel request instead, it was enqueued and cancelled.
 	WHERE upd.event <> '' AND CASE $15::text WHEN 'all' THEN true WHEN 'default' THEN true
 		WHEN 'failures' THEN upd.event IN ('error', 'retry', 'cancelled') ELSE false END
 )
