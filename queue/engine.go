@@ -266,24 +266,13 @@ func (e *Engine) shutdown(ctx context.Context) error {
 
 func (e *Engine) returnTasks(ctx context.Context, ids []uuid.UUID) error {
 	rows, err := e.pool.Query(ctx, e.sql.returnTasks, ids, e.cfg.ID, e.cfg.EventLevel)
+	if err == nil {
+		_, err = e.settle(ctx, rows)
+	}
 	if err != nil {
 		return fmt.Errorf("return %d running tasks to the queue: %w", len(ids), err)
 	}
-	var queues []string
-	for rows.Next() {
-		var q string
-		if err := rows.Scan(&q); err == nil {
-			queues = append(queues, q)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("return %d running tasks to the queue: %w", len(ids), err)
-	}
-	if len(queues) > 0 {
-		_, err = e.pool.Exec(ctx, e.sql.wake, e.insertChannel, queues, nil)
-	}
-	return err
+	return nil
 }
 
 func (e *Engine) heartbeat(ctx context.Context) error {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/omniqhq/omniq/jobs"
 )
 
 // maintenanceBatch bounds the rows one maintenance statement touches.
@@ -74,7 +76,9 @@ func (e *Engine) maintainOnce(ctx context.Context) error {
 }
 
 // Rescue moves running tasks whose client stopped heartbeating back to retry
-// (or error, out of attempts). It returns how many it moved. Tasks of a
+// (or error, out of attempts; cancelled, when a cancel request waits on
+// them), and follows up those that ended as a completion would: their
+// dependents and callbacks. It returns how many it moved. Tasks of a
 // client whose clients row went stale are found at once; tasks whose client
 // has no row at all, by a search of every running task that runs at most
 // once per RescueAfter.
@@ -90,30 +94,51 @@ func (e *Engine) Rescue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rescue: %w", err)
 	}
+	n, err := e.settle(ctx, rows)
+	if n > 0 {
+		e.log.Warn("rescued tasks of clients that stopped heartbeating", "count", n)
+	}
+	if err != nil {
+		return n, fmt.Errorf("rescue: %w", err)
+	}
+	return n, nil
+}
+
+// settle follows up the (id, queue, status) rows of running tasks taken from
+// their runner, rescued or returned: it wakes the queues of those to run
+// again, and runs afterTerminal for those that ended (out of attempts, or
+// cancelled by a request their runner never acted on). It returns how many
+// rows there were.
+func (e *Engine) settle(ctx context.Context, rows pgx.Rows) (int, error) {
 	var queues []string
+	var ended []uuid.UUID
 	n := 0
 	for rows.Next() {
 		var id uuid.UUID
 		var q, status string
 		if err := rows.Scan(&id, &q, &status); err != nil {
 			rows.Close()
-			return n, fmt.Errorf("rescue: %w", err)
+			return n, err
 		}
 		n++
-		if status == "retry" {
+		if status == string(jobs.StatusRetry) {
 			queues = append(queues, q)
+		} else {
+			ended = append(ended, id)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("rescue: %w", err)
-	}
-	if n > 0 {
-		e.log.Warn("rescued tasks of clients that stopped heartbeating", "count", n)
+		return n, err
 	}
 	if len(queues) > 0 {
 		if _, err := e.pool.Exec(ctx, e.sql.wake, e.insertChannel, queues, nil); err != nil {
-			return n, fmt.Errorf("rescue: notify: %w", err)
+			return n, fmt.Errorf("notify: %w", err)
+		}
+	}
+	if len(ended) > 0 {
+		if err := e.afterTerminal(ctx, ended); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

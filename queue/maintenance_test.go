@@ -2,10 +2,12 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/omniqhq/omniq/internal/pgtest"
 	"github.com/omniqhq/omniq/jobs"
 )
@@ -116,5 +118,94 @@ func TestPruneEventsReadsABatch(t *testing.T) {
 	}
 	if left != young {
 		t.Fatalf("%d events left, want the %d young ones", left, young)
+	}
+}
+
+// TestRescueEndsWhatCannotRunAgain: the rescuer returns a dead client's
+// running task to retry, but one out of attempts ends error and one with a
+// cancel request its client never acted on ends cancelled; for those two, as
+// after a completion, the waiting dependent is cancelled and the failure
+// callback fires. The retried task's dependent keeps waiting.
+func TestRescueEndsWhatCannotRunAgain(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testEngine(db, EventsDefault)
+	e.cfg.RescueAfter = time.Millisecond
+	parents := insertN(t, e, db, 3, func(i int) *jobs.InsertOpts {
+		o := &jobs.InsertOpts{Callback: &jobs.Callback{Kind: "after", OnFailure: true}}
+		if i == 1 {
+			o.MaxAttempts = 1
+		}
+		return o
+	})
+	dependents := make([]uuid.UUID, len(parents))
+	for i, p := range parents {
+		dependents[i] = insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: []uuid.UUID{p}} })[0]
+	}
+	if claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(claimed) != 3 {
+		t.Fatalf("claimed %d tasks, want the 3 parents", len(claimed))
+	}
+	if st, err := e.Cancel(ctx, db.Pool, parents[2]); err != nil || st != jobs.StatusRunning {
+		t.Fatalf("Cancel of a running task: %s, %v", st, err)
+	}
+	// No clients row: the claiming client is dead to the rescuer.
+	if _, err := db.Pool.Exec(ctx, "UPDATE "+db.Table("tasks")+" SET heartbeat_at = now() - interval '1 minute' WHERE status = 'running'"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.Rescue(ctx); err != nil || n != 3 {
+		t.Fatalf("Rescue: %d, %v; want 3 rescued", n, err)
+	}
+	for i, want := range []struct{ parent, dependent string }{{"retry", "waiting"}, {"error", "cancelled"}, {"cancelled", "cancelled"}} {
+		var parent, dependent string
+		var callbacks int
+		if err := db.Pool.QueryRow(ctx, "SELECT (SELECT status FROM "+db.Table("tasks")+" WHERE id = $1), (SELECT status FROM "+
+			db.Table("tasks")+" WHERE id = $2), (SELECT count(*) FROM "+db.Table("tasks")+" WHERE id = $3)",
+			parents[i], dependents[i], callbackID(parents[i])).Scan(&parent, &dependent, &callbacks); err != nil {
+			t.Fatal(err)
+		}
+		wantCallbacks := 1
+		if want.parent == "retry" {
+			wantCallbacks = 0
+		}
+		if parent != want.parent || dependent != want.dependent || callbacks != wantCallbacks {
+			t.Errorf("rescued task %d: %s, its dependent %s, %d callbacks; want %s, %s, %d",
+				i, parent, dependent, callbacks, want.parent, want.dependent, wantCallbacks)
+		}
+	}
+}
+
+// TestReturnTasksHonoursCancelRequest: a stopping client returns its running
+// tasks to the queue, but one with a cancel request ends cancelled, and its
+// dependent with it.
+func TestReturnTasksHonoursCancelRequest(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := testEngine(db, EventsDefault)
+	parents := insertN(t, e, db, 2, nil)
+	dependent := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: parents[1:]} })[0]
+	if claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(claimed) != 2 {
+		t.Fatalf("claimed %d tasks, want 2", len(claimed))
+	}
+	if _, err := e.Cancel(ctx, db.Pool, parents[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.returnTasks(ctx, parents); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	rows, err := db.Pool.Query(ctx, "SELECT status FROM "+db.Table("tasks")+" WHERE id = ANY ($1) ORDER BY array_position($1, id)",
+		[]uuid.UUID{parents[0], parents[1], dependent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"retry", "cancelled", "cancelled"}; !slices.Equal(got, want) {
+		t.Errorf("returned, returned with a cancel request, its dependent: %v, want %v", got, want)
 	}
 }

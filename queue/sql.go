@@ -525,9 +525,10 @@ WITH stuck AS (
 	FOR UPDATE SKIP LOCKED
 ), upd AS (
 	UPDATE {tasks} t SET
-		status = CASE WHEN t.attempt >= t.max_attempts THEN 'error' ELSE 'retry' END,
+		status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled'
+			WHEN t.attempt >= t.max_attempts THEN 'error' ELSE 'retry' END,
 		run_at = now(),
-		completed_at = CASE WHEN t.attempt >= t.max_attempts THEN now() END,
+		completed_at = CASE WHEN t.cancel_requested_at IS NOT NULL OR t.attempt >= t.max_attempts THEN now() END,
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'rescued: client ' || coalesce(t.worker_id, '?') || ' stopped heartbeating'))
 	FROM stuck WHERE t.id = stuck.id AND t.gen = stuck.gen
@@ -559,8 +560,6 @@ WITH due AS (
 )
 SELECT id FROM upd`
 
-// sqlReturnTasks puts tasks this client was running back to the queue at once
-// (hard stop), without using up the attempt.
 const sqlRescueStale = `SELECT t.id, t.gen FROM {tasks} t
 	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
 		AND t.worker_id = ANY (ARRAY(SELECT c.id FROM {clients} c WHERE c.heartbeat_at < now() - $1::interval))`
@@ -569,20 +568,28 @@ const sqlRescueAll = `SELECT t.id, t.gen FROM {tasks} t
 	WHERE t.status = 'running' AND t.heartbeat_at < now() - $1::interval
 		AND NOT EXISTS (SELECT 1 FROM {clients} c WHERE c.id = t.worker_id AND c.heartbeat_at >= now() - $1::interval)`
 
+// sqlReturnTasks puts tasks this client was running back to the queue at once
+// (hard stop, or claims whose reply was lost), without using up the attempt;
+// a task with a cancel request ends cancelled instead.
 const sqlReturnTasks = `
 WITH upd AS (
-	UPDATE {tasks} t SET status = 'retry', run_at = now(), attempt = t.attempt - 1,
+	UPDATE {tasks} t SET
+		status = CASE WHEN t.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE 'retry' END,
+		completed_at = CASE WHEN t.cancel_requested_at IS NOT NULL THEN now() END,
+		run_at = now(), attempt = t.attempt - 1,
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
 			'error', 'interrupted: client ' || t.worker_id || ' stopped'))
 	WHERE t.id = ANY ($1::uuid[]) AND t.status = 'running' AND t.worker_id = $2
-	RETURNING t.id, t.kind, t.queue, t.attempt, t.started_at
+	RETURNING t.id, t.kind, t.queue, t.status, t.attempt, t.started_at
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
-	SELECT 'retry', id, kind, queue, $2, attempt + 1, 'returned to the queue by a stopping client', 'warning',
+	SELECT CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'retry' END, id, kind, queue, $2, attempt + 1,
+		CASE WHEN status = 'cancelled' THEN 'cancelled by request; its client stopped'
+			ELSE 'returned to the queue by a stopping client' END, 'warning',
 		CASE WHEN $3::text = 'default' THEN jsonb_build_object('started_at', started_at) ELSE '{}'::jsonb END
 	FROM upd WHERE $3::text <> 'none'
 )
-SELECT DISTINCT queue FROM upd`
+SELECT id, queue, status FROM upd`
 
 // Retention deletes in bounded batches so no statement holds locks for long.
 // It deletes tasks of the sticky partition (gen 0) only: the rotating ones are
