@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,9 +185,6 @@ const (
 	defaultQueue          = "default"
 )
 
-// queueNameRE is the tasks.queue CHECK of the core migration.
-var queueNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
-
 // ErrInvalidConfig is wrapped by every error about a configuration value,
 // whether it came from code, a YAML file or the environment.
 var ErrInvalidConfig = errors.New("omniq: invalid config")
@@ -340,7 +336,7 @@ func (c *Config) validate() []*ConfigError {
 
 	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
 		field := fmt.Sprintf("Queues[%q]", name)
-		if !queueNameRE.MatchString(name) {
+		if !queue.ValidQueueName(name) {
 			bad(field, name, `not a valid queue name: use 1-128 letters, digits or "_.:-", starting with a letter or digit`)
 		}
 		switch n := c.Queues[name].MaxWorkers; {

@@ -85,6 +85,7 @@ type Engine struct {
 	executing sync.WaitGroup // running tasks
 	running   sync.Map       // uuid.UUID → *execution
 	aheadHold time.Duration  // see aheadHold; tests set it before Start
+	ids       idSource
 
 	// Maintenance state: where retention resumes, and when the last
 	// rescue that walks every running task ran (see sqlRescue).

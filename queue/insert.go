@@ -1,16 +1,18 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,11 +43,43 @@ type Codec interface {
 // MaxArgsBytes bounds a task's encoded args.
 const MaxArgsBytes = 1 << 20
 
-var queueNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+// ValidQueueName reports whether name is an acceptable queue name, the rule of
+// the queue_name domain's CHECK: 1-128 ASCII letters, digits, '_', '.', ':'
+// or '-', the first a letter or digit. (A loop, not a regexp: it runs for
+// every task enqueued, and the regexp was a twentieth of EnqueueMany's client
+// CPU.)
+func ValidQueueName(name string) bool {
+	if len(name) == 0 || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '_' || c == '.' || c == ':' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
-// ValidQueueName reports whether name is an acceptable queue name (the same
-// rule as the tasks.queue CHECK constraint).
-func ValidQueueName(name string) bool { return queueNameRE.MatchString(name) }
+// idSource makes task ids: UUIDv7, time-ordered, so that inserts land at the
+// right edge of the primary key. Their random bits come from crypto/rand
+// read 4 KiB at a time: a read per task was a twelfth of EnqueueMany's
+// client CPU. The zero value is ready to use.
+type idSource struct {
+	mu sync.Mutex
+	r  *bufio.Reader
+}
+
+func (s *idSource) next() (uuid.UUID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.r == nil {
+		s.r = bufio.NewReaderSize(rand.Reader, 4096)
+	}
+	return uuid.NewV7FromReader(s.r)
+}
 
 // InsertParams is one task ready to insert: encoded, defaulted, validated.
 type InsertParams struct {
@@ -177,7 +211,7 @@ func (e *Engine) prepare(kind, codecName string, data []byte, o jobs.InsertOpts)
 	}
 	p.PresetID = p.ID != uuid.Nil
 	if p.ID == uuid.Nil {
-		id, err := uuid.NewV7()
+		id, err := e.ids.next()
 		if err != nil {
 			return nil, fmt.Errorf("make task id: %w", err)
 		}

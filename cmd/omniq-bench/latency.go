@@ -89,6 +89,11 @@ func (b *bench) runEnqueueMany(ctx context.Context) error {
 		errMu sync.Mutex
 		first error
 	)
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	cpu0 := b.cpuNow(ctx)
 	start := time.Now()
 	stopProgress := make(chan struct{})

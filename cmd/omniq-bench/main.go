@@ -154,7 +154,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.preload, "preload-finished", 0, "before the run, fill the tables with `N` finished tasks, N results and N events")
 	fs.IntVar(&o.completerSize, "completer-batch", 0, "Config.CompleterBatchSize (0: default)")
 	fs.DurationVar(&o.completerWait, "completer-flush", 0, "Config.CompleterFlushInterval (0: default)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to `file`")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part (-n, --duration, --enqueue-many) to `file`")
 	fs.StringVar(&o.phasesFlag, "phases", "", "long-horizon mode: `PHASES` such as clean:10m,idle-in-tx:10m,readers:10m,recovery:5m")
 	fs.IntVar(&o.rate, "rate", 1000, "--phases: offered tasks/s")
 	fs.DurationVar(&o.workTime, "work-time", time.Millisecond, "--phases: each task's work (the worker sleeps it)")

@@ -134,17 +134,11 @@ func (b *bench) runThroughput(ctx context.Context) error {
 		}
 	}
 
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	succeeded0, err := b.countSucceeded(ctx)
 	if err != nil {
 		return err
@@ -270,4 +264,24 @@ func (b *bench) countSucceeded(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count finished tasks: %w", err)
 	}
 	return n, nil
+}
+
+// startCPUProfile writes a CPU profile to path (none when path is empty)
+// until the returned function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
