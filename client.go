@@ -230,7 +230,10 @@ func (c *Client) DecodeResult(r *TaskResult, v any) error {
 }
 
 // Cancel cancels a task: at once if it has not started, or by cancelling its
-// context wherever it runs. It returns the task's status after the call.
+// context wherever it runs. It returns the task's status after the call. A
+// running task so cancelled does not run again: should its attempt end in a
+// retry or a snooze before its client hears of the request, or its client
+// stop or die, it ends cancelled all the same.
 func (c *Client) Cancel(ctx context.Context, id uuid.UUID) (Status, error) {
 	return c.engine.Cancel(ctx, c.pool, id)
 }
