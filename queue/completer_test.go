@@ -24,10 +24,7 @@ import (
 // the task stayed waiting for good.
 func TestConcurrentCompletionsReleaseSharedDependent(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testEngine(db, EventsDefault)
+	ctx, db, e := engineTest(t, EventsDefault)
 	deps := insertN(t, e, db, 2, nil)
 	waiting := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: deps} })[0]
 	claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10)
@@ -99,21 +96,8 @@ func TestConcurrentCompletionsReleaseSharedDependent(t *testing.T) {
 // cancelled, as for any cancel.
 func TestCancelRequestOutlivesRetryAndGiveBack(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testEngine(db, EventsDefault)
-	parents := insertN(t, e, db, 2, func(int) *jobs.InsertOpts {
-		return &jobs.InsertOpts{Callback: &jobs.Callback{Kind: "after", OnFailure: true}}
-	})
-	dependents := make([]uuid.UUID, len(parents))
-	for i, p := range parents {
-		dependents[i] = insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: []uuid.UUID{p}} })[0]
-	}
-	claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10)
-	if len(claimed) != 2 {
-		t.Fatalf("claimed %d tasks, want the 2 parents", len(claimed))
-	}
+	ctx, db, e := engineTest(t, EventsDefault)
+	claimed, dependents := runningParents(t, e, db, 2, nil)
 	for _, row := range claimed {
 		if st, err := e.Cancel(ctx, db.Pool, row.ID); err != nil || st != jobs.StatusRunning {
 			t.Fatalf("Cancel of a running task: %s, %v", st, err)
@@ -176,4 +160,44 @@ func TestCancelRequestOutlivesRetryAndGiveBack(t *testing.T) {
 			t.Errorf("the failure callback of a task cancelled by request: %d tasks, want 1", callbacks)
 		}
 	}
+}
+
+// runningParents inserts n tasks with a failure callback (opts may change
+// each one's options further), one waiting dependent of each, and claims
+// the n: it returns them, running, in insertion order, and the dependents.
+func runningParents(t *testing.T, e *Engine, db *pgtest.DB, n int, opts func(i int, o *jobs.InsertOpts)) ([]*jobs.TaskRow, []uuid.UUID) {
+	t.Helper()
+	parents := insertN(t, e, db, n, func(i int) *jobs.InsertOpts {
+		o := &jobs.InsertOpts{Callback: &jobs.Callback{Kind: "after", OnFailure: true}}
+		if opts != nil {
+			opts(i, o)
+		}
+		return o
+	})
+	dependents := make([]uuid.UUID, n)
+	for i, p := range parents {
+		dependents[i] = insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: []uuid.UUID{p}} })[0]
+	}
+	claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10)
+	if len(claimed) != n {
+		t.Fatalf("claimed %d tasks, want the %d parents", len(claimed), n)
+	}
+	byID := make(map[uuid.UUID]*jobs.TaskRow, n)
+	for _, row := range claimed {
+		byID[row.ID] = row
+	}
+	for i, id := range parents {
+		claimed[i] = byID[id]
+	}
+	return claimed, dependents
+}
+
+// engineTest is how engine tests start: a schema of their own, a context
+// that ends with the test (within a minute), and an engine, not started.
+func engineTest(t *testing.T, events string) (context.Context, *pgtest.DB, *Engine) {
+	t.Helper()
+	db := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx, db, testEngine(db, events)
 }

@@ -128,26 +128,14 @@ func TestPruneEventsReadsABatch(t *testing.T) {
 // callback fires. The retried task's dependent keeps waiting.
 func TestRescueEndsWhatCannotRunAgain(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testEngine(db, EventsDefault)
+	ctx, db, e := engineTest(t, EventsDefault)
 	e.cfg.RescueAfter = time.Millisecond
-	parents := insertN(t, e, db, 3, func(i int) *jobs.InsertOpts {
-		o := &jobs.InsertOpts{Callback: &jobs.Callback{Kind: "after", OnFailure: true}}
+	parents, dependents := runningParents(t, e, db, 3, func(i int, o *jobs.InsertOpts) {
 		if i == 1 {
 			o.MaxAttempts = 1
 		}
-		return o
 	})
-	dependents := make([]uuid.UUID, len(parents))
-	for i, p := range parents {
-		dependents[i] = insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: []uuid.UUID{p}} })[0]
-	}
-	if claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(claimed) != 3 {
-		t.Fatalf("claimed %d tasks, want the 3 parents", len(claimed))
-	}
-	if st, err := e.Cancel(ctx, db.Pool, parents[2]); err != nil || st != jobs.StatusRunning {
+	if st, err := e.Cancel(ctx, db.Pool, parents[2].ID); err != nil || st != jobs.StatusRunning {
 		t.Fatalf("Cancel of a running task: %s, %v", st, err)
 	}
 	// No clients row: the claiming client is dead to the rescuer.
@@ -162,7 +150,7 @@ func TestRescueEndsWhatCannotRunAgain(t *testing.T) {
 		var callbacks int
 		if err := db.Pool.QueryRow(ctx, "SELECT (SELECT status FROM "+db.Table("tasks")+" WHERE id = $1), (SELECT status FROM "+
 			db.Table("tasks")+" WHERE id = $2), (SELECT count(*) FROM "+db.Table("tasks")+" WHERE id = $3)",
-			parents[i], dependents[i], callbackID(parents[i])).Scan(&parent, &dependent, &callbacks); err != nil {
+			parents[i].ID, dependents[i], callbackID(parents[i].ID)).Scan(&parent, &dependent, &callbacks); err != nil {
 			t.Fatal(err)
 		}
 		wantCallbacks := 1
@@ -181,31 +169,24 @@ func TestRescueEndsWhatCannotRunAgain(t *testing.T) {
 // dependent with it.
 func TestReturnTasksHonoursCancelRequest(t *testing.T) {
 	t.Parallel()
-	db := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	e := testEngine(db, EventsDefault)
-	parents := insertN(t, e, db, 2, nil)
-	dependent := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: parents[1:]} })[0]
-	if claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(claimed) != 2 {
-		t.Fatalf("claimed %d tasks, want 2", len(claimed))
-	}
-	if _, err := e.Cancel(ctx, db.Pool, parents[1]); err != nil {
+	ctx, db, e := engineTest(t, EventsDefault)
+	parents, dependents := runningParents(t, e, db, 2, nil)
+	if _, err := e.Cancel(ctx, db.Pool, parents[1].ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.returnTasks(ctx, parents); err != nil {
+	if err := e.returnTasks(ctx, []uuid.UUID{parents[0].ID, parents[1].ID}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	rows, err := db.Pool.Query(ctx, "SELECT status FROM "+db.Table("tasks")+" WHERE id = ANY ($1) ORDER BY array_position($1, id)",
-		[]uuid.UUID{parents[0], parents[1], dependent})
+	ids := []uuid.UUID{parents[0].ID, dependents[0], parents[1].ID, dependents[1]}
+	rows, err := db.Pool.Query(ctx, "SELECT status FROM "+db.Table("tasks")+" WHERE id = ANY ($1) ORDER BY array_position($1, id)", ids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"retry", "cancelled", "cancelled"}; !slices.Equal(got, want) {
-		t.Errorf("returned, returned with a cancel request, its dependent: %v, want %v", got, want)
+	if want := []string{"retry", "waiting", "cancelled", "cancelled"}; !slices.Equal(got, want) {
+		t.Errorf("returned and its dependent, returned with a cancel request and its dependent: %v, want %v", got, want)
 	}
 }
