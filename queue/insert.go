@@ -65,7 +65,7 @@ func ValidQueueName(name string) bool {
 
 // idSource makes task ids: UUIDv7, time-ordered, so that inserts land at the
 // right edge of the primary key. Their random bits come from crypto/rand
-// read 4 KiB at a time: a read per task was a twelfth of EnqueueMany's
+// read 4 KiB at a time: a read per task was a twentieth of EnqueueMany's
 // client CPU. The zero value is ready to use.
 type idSource struct {
 	mu sync.Mutex
