@@ -392,9 +392,7 @@ func (e *Engine) Insert(ctx context.Context, db DB, params []*InsertParams) ([]I
 		return nil, nil
 	}
 	if len(params) >= copyMinRows && copyable(params) {
-		if cf, ok := db.(copier); ok {
-			return e.copyInsert(ctx, cf, params)
-		}
+		return e.copyInsert(ctx, db, params)
 	}
 	for _, p := range params {
 		if len(p.DependsOn) > 0 {
@@ -835,17 +833,9 @@ func (w wakeSet) args() ([]string, []*time.Time) {
 }
 
 // copyMinRows is the smallest batch Insert writes with COPY: below it the
-// extra round trips of COPY (column types, BEGIN/COMMIT) cost more than the
-// multi-row INSERT saves.
+// extra round trips of COPY (BEGIN, the current partition, COMMIT) cost more
+// than the multi-row INSERT saves.
 const copyMinRows = 500
-
-// copier is a DB that can COPY and open a transaction (or, in a caller's
-// transaction, a savepoint): a pool, a connection or a transaction.
-type copier interface {
-	DB
-	Begin(ctx context.Context) (pgx.Tx, error)
-	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
-}
 
 // copyable reports whether every task of a batch can go by COPY: no unique
 // key and no dependency (both need the database's answer per row), and no
@@ -869,7 +859,7 @@ var copyColumns = []string{"id", "kind", "queue", "args", "codec", "name", "desc
 // copyInsert writes a large batch of plain tasks with COPY, in one
 // transaction with their enqueued events and the wake-up NOTIFY: every task
 // is new and pending, so the results are known without reading them back.
-func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertParams) ([]InsertResult, error) {
+func (e *Engine) copyInsert(ctx context.Context, db DB, params []*InsertParams) ([]InsertResult, error) {
 	tx, err := db.Begin(ctx) // in a caller's transaction, a savepoint: the caller decides
 	if err != nil {
 		return nil, fmt.Errorf("insert tasks: %w", err)
@@ -877,31 +867,31 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 	// Rows with and without run_at go in separate COPYs.
 	var now, later []*InsertParams
+	wake := wakeSet{}
+	start := time.Now()
 	for _, p := range params {
 		if p.RunAt.IsZero() {
 			now = append(now, p)
 		} else {
 			later = append(later, p)
 		}
+		if p.RunAt.IsZero() || !p.RunAt.After(start) {
+			wake.add(p.Queue, p.RunAt)
+		}
 	}
 	var gen int16 // the rotating partition new tasks go to
 	if err := tx.QueryRow(ctx, e.sql.rotationGen).Scan(&gen); err != nil {
 		return nil, fmt.Errorf("insert tasks: %w", err)
 	}
-	wake := wakeSet{}
-	for _, group := range [][]*InsertParams{now, later} {
+	for i, group := range [][]*InsertParams{now, later} {
 		if len(group) == 0 {
 			continue
 		}
-		cols := copyColumns
-		if group[0].RunAt.IsZero() {
-			cols = cols[:len(cols)-1]
-		}
-		rows, err := copyRows(group, len(cols), gen, e.rotateEvery(), wake)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{e.sql.schema, "tasks"}, cols, pgx.CopyFromRows(rows)); err != nil {
+		r := &copyReader{params: group, withRunAt: i == 1, gen: gen, now: start, horizon: e.rotateEvery()}
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, e.sql.copyTasks[i]); err != nil {
+			if r.err != nil {
+				return nil, r.err
+			}
 			return nil, insertError(err)
 		}
 	}
@@ -930,59 +920,4 @@ func (e *Engine) copyInsert(ctx context.Context, db copier, params []*InsertPara
 		results[i] = InsertResult{ID: p.ID, Status: jobs.StatusPending}
 	}
 	return results, nil
-}
-
-// copyRows renders params as COPY rows of the first ncol copyColumns, noting
-// in wake the queues that get tasks runnable now. Tasks that rotate (see
-// InsertParams.rotates, with horizon) go to partition gen, the rest to the
-// sticky one.
-func copyRows(params []*InsertParams, ncol int, gen int16, horizon time.Duration, wake wakeSet) ([][]any, error) {
-	now := time.Now()
-	rows := make([][]any, len(params))
-	vals := make([]any, len(params)*ncol)
-	for i, p := range params {
-		var timeout, resultTTL *time.Duration
-		if p.Timeout > 0 {
-			timeout = &p.Timeout
-		}
-		if p.ResultTTL > 0 {
-			resultTTL = &p.ResultTTL
-		}
-		var callback *string
-		if p.Callback != nil {
-			b, err := json.Marshal(p.Callback)
-			if err != nil {
-				return nil, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
-			}
-			callback = ptr(string(b))
-		}
-		metadata := "{}"
-		if len(p.Metadata) > 0 {
-			b, err := json.Marshal(p.Metadata)
-			if err != nil {
-				return nil, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
-			}
-			metadata = string(b)
-		}
-		tags := p.Tags
-		if tags == nil {
-			tags = []string{}
-		}
-		g := int16(0)
-		if p.rotates(now, horizon) {
-			g = gen
-		}
-		row := vals[i*ncol : (i+1)*ncol : (i+1)*ncol]
-		copy(row, []any{[16]byte(p.ID), p.Kind, p.Queue, string(p.Args), p.Codec, nonEmpty(p.Name), nonEmpty(p.Description),
-			tags, int16(p.Priority), int32(p.MaxAttempts), p.RetryDelay, string(p.RetryBackoff), p.ExpiresAt, timeout,
-			callback, resultTTL, p.StoreResult, metadata, g})
-		if ncol == len(copyColumns) {
-			row[ncol-1] = p.RunAt
-		}
-		rows[i] = row
-		if p.RunAt.IsZero() || !p.RunAt.After(now) {
-			wake.add(p.Queue, p.RunAt)
-		}
-	}
-	return rows, nil
 }

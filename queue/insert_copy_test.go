@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -130,4 +132,120 @@ func countTasks(t *testing.T, db *pgtest.DB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestCopyMatchesInsert: the binary COPY writes every column as the INSERT
+// path does, for every kind of value a plain task can carry: NULLs and
+// empty strings, text arrays with quotes, commas and non-ASCII, negative
+// priorities, sub-millisecond intervals, times with nanoseconds, JSON in
+// callbacks and metadata, and the partition by due time and TTL.
+func TestCopyMatchesInsert(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	e := testEngine(db, EventsDefault)
+	due := time.Now().Add(90 * time.Minute).Add(123456789 * time.Nanosecond)
+	past := time.Now().Add(-time.Hour).Add(987 * time.Nanosecond)
+	off := false
+	viaCopy := prepareN(t, e, copyMinRows, func(i int) *jobs.InsertOpts {
+		o := &jobs.InsertOpts{Priority: i%7 - 3}
+		switch i % 5 {
+		case 1:
+			o.Name, o.Description = fmt.Sprintf("task %d", i), "a description, with \"quotes\""
+			o.Tags = []string{"a", `with "quote", comma and {brace}`, "ünïcødé"}
+			o.RunAt = due
+			o.Queue = "q.b:c-d"
+		case 2:
+			o.Tags = []string{"one"}
+			o.MaxAttempts, o.RetryDelay, o.RetryBackoff = 9, 1500*time.Microsecond+700, jobs.BackoffExponential
+			o.Timeout, o.ResultTTL, o.StoreResult = 2*time.Second+3*time.Microsecond, 36*time.Hour, &off
+			o.RunAt = past
+		case 3:
+			o.TTL = time.Minute // a TTL keeps the task in the sticky partition
+			o.Callback = &jobs.Callback{Kind: "copy_test", Args: json.RawMessage(`{"n": -1, "s": "ü"}`), Queue: "cb", Priority: 2, OnFailure: true}
+			o.Metadata = map[string]any{"nested": map[string]any{"list": []any{1, "two", nil}}, "i": i}
+		case 4:
+			o.Metadata = map[string]any{}
+			o.Description = "only a description"
+		}
+		return o
+	})
+	// The same tasks under other ids, by the INSERT path (batches below
+	// copyMinRows).
+	viaInsert := make([]*InsertParams, len(viaCopy))
+	for i, p := range viaCopy {
+		c := *p
+		id, err := e.ids.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ID = id
+		viaInsert[i] = &c
+	}
+	if _, err := e.Insert(ctx, db.Pool, viaCopy); err != nil {
+		t.Fatalf("Insert by COPY: %v", err)
+	}
+	for i := 0; i < len(viaInsert); i += 100 {
+		if _, err := e.Insert(ctx, db.Pool, viaInsert[i:i+100]); err != nil {
+			t.Fatalf("Insert by INSERT: %v", err)
+		}
+	}
+	rows := func(ps []*InsertParams) map[string]string {
+		t.Helper()
+		ids := make([][16]byte, len(ps))
+		for i, p := range ps {
+			ids[i] = p.ID
+		}
+		// id and created_at differ by design; run_at too where the database
+		// clock set it.
+		rs, err := db.Pool.Query(ctx, `SELECT args->>'n',
+			(to_jsonb(t) - 'id' - 'created_at' - CASE WHEN run_at < now() - interval '30 minutes' OR run_at > now() THEN '' ELSE 'run_at' END)::text
+			FROM `+db.Table("tasks")+` t WHERE id = ANY ($1)`, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for rs.Next() {
+			var n, row string
+			if err := rs.Scan(&n, &row); err != nil {
+				t.Fatal(err)
+			}
+			m[n] = row
+		}
+		if err := rs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	got, want := rows(viaCopy), rows(viaInsert)
+	if len(got) != len(viaCopy) || len(want) != len(viaCopy) {
+		t.Fatalf("read %d rows by COPY and %d by INSERT, want %d each", len(got), len(want), len(viaCopy))
+	}
+	for n, w := range want {
+		if got[n] != w {
+			t.Errorf("task %s\n by COPY:   %s\n by INSERT: %s", n, got[n], w)
+		}
+	}
+}
+
+// TestCopyBadMetadata: metadata that cannot be encoded fails the batch with
+// an error that names the field, and nothing of it is stored.
+func TestCopyBadMetadata(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	e := testEngine(db, EventsDefault)
+	ps := prepareN(t, e, copyMinRows*3, func(i int) *jobs.InsertOpts {
+		if i == copyMinRows*3-1 { // late in the stream: after rows were sent
+			return &jobs.InsertOpts{Metadata: map[string]any{"f": func() {}}}
+		}
+		return nil
+	})
+	_, err := e.Insert(context.Background(), db.Pool, ps)
+	var ie *jobs.InputError
+	if !errors.As(err, &ie) || ie.Field != "Metadata" {
+		t.Fatalf("Insert: err = %v, want an InputError for Metadata", err)
+	}
+	if n := countTasks(t, db); n != 0 {
+		t.Fatalf("%d tasks after the failed batch, want 0", n)
+	}
 }

@@ -21,6 +21,7 @@ type statements struct {
 	schema string
 
 	insert        string
+	copyTasks     [2]string // COPY of copyColumns: [0] without run_at, [1] with it
 	copyEvents    string
 	claim         [maxCursors + 1]string // by number of cursors
 	behindCursor  string
@@ -120,6 +121,10 @@ func newStatements(schema string) *statements {
 		s.partitionResults[i] = r.Replace(part.Replace(sqlPartitionResults))
 		s.partitionLock[i] = part.Replace(sqlPartitionLock)
 		s.partitionTruncate[i] = part.Replace(sqlPartitionTruncate)
+	}
+	for i := range s.copyTasks {
+		cols := copyColumns[:len(copyColumns)-1+i]
+		s.copyTasks[i] = "COPY " + table(schema, "tasks") + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 	}
 	for k := range s.claim {
 		s.claim[k] = r.Replace(strings.Replace(sqlClaim, "{locked}", claimLocked(k), 1))
