@@ -35,15 +35,14 @@ const copyChunk = 64 << 10
 // copyReader renders tasks as one binary COPY stream, a chunk at a time as
 // the connection asks for bytes, so the client encodes while the server
 // stores what was sent, and memory stays at a chunk whatever the batch's
-// size. It writes the columns copyColumns names, run_at only if withRunAt.
-// Tasks that rotate go to partition gen, the rest to the sticky one. pgconn
+// size. It writes the columns shape.columns() names. Tasks that rotate go to partition gen, the rest to the sticky one. pgconn
 // reads it on a goroutine of its own and returns after the last Read.
 type copyReader struct {
-	params    []*InsertParams
-	withRunAt bool
-	gen       int16
-	now       time.Time
-	horizon   time.Duration
+	params  []*InsertParams
+	shape   copyShape
+	gen     int16
+	now     time.Time
+	horizon time.Duration
 
 	buf     []byte
 	off     int
@@ -94,11 +93,14 @@ func (r *copyReader) fill() {
 	r.buf = b
 }
 
-// appendTask appends p as one tuple of copyColumns.
+// appendTask appends p as one tuple of r.shape's columns.
 func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 	ncol := len(copyColumns)
-	if !r.withRunAt {
-		ncol--
+	if r.shape&copyMetadata != 0 {
+		ncol++
+	}
+	if r.shape&copyRunAt != 0 {
+		ncol++
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(ncol))
 	b = appendField(b, p.ID[:])
@@ -138,21 +140,19 @@ func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 		b = appendNull(b)
 	}
 	b = appendBool(b, p.StoreResult)
-	if len(p.Metadata) > 0 {
-		md, err := json.Marshal(p.Metadata)
-		if err != nil {
-			return b, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
-		}
-		b = appendJSONB(b, md)
-	} else {
-		b = appendJSONB(b, []byte("{}"))
-	}
 	g := int16(0)
 	if p.rotates(r.now, r.horizon) {
 		g = r.gen
 	}
 	b = appendInt16(b, g)
-	if r.withRunAt {
+	if r.shape&copyMetadata != 0 {
+		md, err := json.Marshal(p.Metadata)
+		if err != nil {
+			return b, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
+		}
+		b = appendJSONB(b, md)
+	}
+	if r.shape&copyRunAt != 0 {
 		b = appendTimestamptz(b, p.RunAt)
 	}
 	return b, nil

@@ -850,11 +850,46 @@ func copyable(params []*InsertParams) bool {
 	return true
 }
 
-// copyColumns are the columns COPY writes. run_at is left out for tasks that
-// set none, so it takes its default, now() by the database clock.
+// copyColumns are the columns every COPY of tasks writes. metadata and
+// run_at are written only by the COPYs whose tasks set them (copyShape):
+// left out, they take their defaults, '{}' and now() by the database clock,
+// which cost the server nothing a row where a jsonb value costs a parse.
 var copyColumns = []string{"id", "kind", "queue", "args", "codec", "name", "description", "tags", "priority",
 	"max_attempts", "retry_delay", "retry_backoff", "expires_at", "timeout", "callback", "result_ttl",
-	"store_result", "metadata", "gen", "run_at"}
+	"store_result", "gen"}
+
+// copyShape is the set of optional columns one COPY of tasks writes.
+type copyShape int
+
+const (
+	copyMetadata copyShape = 1 << iota
+	copyRunAt
+
+	copyShapes = 4 // every combination of the two
+)
+
+func shapeOf(p *InsertParams) copyShape {
+	var s copyShape
+	if len(p.Metadata) > 0 {
+		s |= copyMetadata
+	}
+	if !p.RunAt.IsZero() {
+		s |= copyRunAt
+	}
+	return s
+}
+
+// columns lists the columns s writes, in the order copyReader renders them.
+func (s copyShape) columns() []string {
+	cols := slices.Clone(copyColumns)
+	if s&copyMetadata != 0 {
+		cols = append(cols, "metadata")
+	}
+	if s&copyRunAt != 0 {
+		cols = append(cols, "run_at")
+	}
+	return cols
+}
 
 // copyInsert writes a large batch of plain tasks with COPY, in one
 // transaction with their enqueued events and the wake-up NOTIFY: every task
@@ -865,16 +900,13 @@ func (e *Engine) copyInsert(ctx context.Context, db DB, params []*InsertParams) 
 		return nil, fmt.Errorf("insert tasks: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
-	// Rows with and without run_at go in separate COPYs.
-	var now, later []*InsertParams
+	// Tasks that write different columns go in separate COPYs.
+	var groups [copyShapes][]*InsertParams
 	wake := wakeSet{}
 	start := time.Now()
 	for _, p := range params {
-		if p.RunAt.IsZero() {
-			now = append(now, p)
-		} else {
-			later = append(later, p)
-		}
+		s := shapeOf(p)
+		groups[s] = append(groups[s], p)
 		if p.RunAt.IsZero() || !p.RunAt.After(start) {
 			wake.add(p.Queue, p.RunAt)
 		}
@@ -883,12 +915,12 @@ func (e *Engine) copyInsert(ctx context.Context, db DB, params []*InsertParams) 
 	if err := tx.QueryRow(ctx, e.sql.rotationGen).Scan(&gen); err != nil {
 		return nil, fmt.Errorf("insert tasks: %w", err)
 	}
-	for i, group := range [][]*InsertParams{now, later} {
+	for s, group := range groups {
 		if len(group) == 0 {
 			continue
 		}
-		r := &copyReader{params: group, withRunAt: i == 1, gen: gen, now: start, horizon: e.rotateEvery()}
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, e.sql.copyTasks[i]); err != nil {
+		r := &copyReader{params: group, shape: copyShape(s), gen: gen, now: start, horizon: e.rotateEvery()}
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, r, e.sql.copyTasks[s]); err != nil {
 			if r.err != nil {
 				return nil, r.err
 			}

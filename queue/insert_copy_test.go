@@ -160,6 +160,7 @@ func TestCopyMatchesInsert(t *testing.T) {
 			o.MaxAttempts, o.RetryDelay, o.RetryBackoff = 9, 1500*time.Microsecond+700, jobs.BackoffExponential
 			o.Timeout, o.ResultTTL, o.StoreResult = 2*time.Second+3*time.Microsecond, 36*time.Hour, &off
 			o.RunAt = past
+			o.Metadata = map[string]any{"with": "run_at"}
 		case 3:
 			o.TTL = time.Minute // a TTL keeps the task in the sticky partition
 			o.Callback = &jobs.Callback{Kind: "copy_test", Args: json.RawMessage(`{"n": -1, "s": "ü"}`), Queue: "cb", Priority: 2, OnFailure: true}

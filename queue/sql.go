@@ -21,7 +21,7 @@ type statements struct {
 	schema string
 
 	insert        string
-	copyTasks     [2]string // COPY of copyColumns: [0] without run_at, [1] with it
+	copyTasks     [copyShapes]string // COPY of tasks, by copyShape
 	copyEvents    string
 	claim         [maxCursors + 1]string // by number of cursors
 	behindCursor  string
@@ -123,7 +123,7 @@ func newStatements(schema string) *statements {
 		s.partitionTruncate[i] = part.Replace(sqlPartitionTruncate)
 	}
 	for i := range s.copyTasks {
-		cols := copyColumns[:len(copyColumns)-1+i]
+		cols := copyShape(i).columns()
 		s.copyTasks[i] = "COPY " + table(schema, "tasks") + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 	}
 	for k := range s.claim {
