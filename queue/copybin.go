@@ -120,11 +120,7 @@ func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 	} else {
 		b = appendNull(b)
 	}
-	if p.Timeout > 0 {
-		b = appendInterval(b, p.Timeout)
-	} else {
-		b = appendNull(b)
-	}
+	b = appendIntervalOrNull(b, p.Timeout)
 	if p.Callback != nil {
 		cb, err := json.Marshal(p.Callback)
 		if err != nil {
@@ -134,11 +130,7 @@ func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 	} else {
 		b = appendNull(b)
 	}
-	if p.ResultTTL > 0 {
-		b = appendInterval(b, p.ResultTTL)
-	} else {
-		b = appendNull(b)
-	}
+	b = appendIntervalOrNull(b, p.ResultTTL)
 	b = appendBool(b, p.StoreResult)
 	g := int16(0)
 	if p.rotates(r.now, r.horizon) {
@@ -216,6 +208,15 @@ func appendInterval(b []byte, d time.Duration) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(d.Microseconds()))
 	b = binary.BigEndian.AppendUint32(b, 0)    // days
 	return binary.BigEndian.AppendUint32(b, 0) // months
+}
+
+// appendIntervalOrNull appends d, or NULL where d is not positive (no
+// timeout, no result TTL of the task's own).
+func appendIntervalOrNull(b []byte, d time.Duration) []byte {
+	if d <= 0 {
+		return appendNull(b)
+	}
+	return appendInterval(b, d)
 }
 
 // appendTextArray appends ss as a one-dimensional text[] ('{}' when empty).

@@ -117,6 +117,16 @@ type sample struct {
 	held                        bool  // a horizon holder of the phase had an xid or xmin
 	lat                         *snapshot
 	cpuTotal, cpuSteal          int64 // machineCPU; both 0 where unknown
+	// lockWaits counts the database's backends waiting for a lock; the one
+	// whose statement has run longest is described in lockWait ("" if none).
+	// A claim or completion stuck behind a lock queue shows here.
+	lockWaits int64
+	lockWait  string
+	// poolBusy of poolMax connections of the client's pool were in use, and
+	// poolWaits acquires so far found none idle: a client starved of
+	// connections shows here, where pg_stat_activity shows nothing.
+	poolBusy, poolMax int32
+	poolWaits         int64
 }
 
 // phaseResult accumulates one phase's summary.
@@ -512,6 +522,15 @@ func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error
 			return nil, fmt.Errorf("sample holders: %w", err)
 		}
 	}
+	if err := lh.sampler.QueryRow(ctx, `SELECT count(*),
+			coalesce((array_agg(format('%s %ss: %s', wait_event, round(extract(epoch FROM now() - query_start)::numeric, 1),
+				left(regexp_replace(query, '\s+', ' ', 'g'), 80)) ORDER BY query_start))[1], '')
+		FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&s.lockWaits, &s.lockWait); err != nil {
+		return nil, fmt.Errorf("sample lock waits: %w", err)
+	}
+	st := lh.pool.Stat()
+	s.poolBusy, s.poolMax, s.poolWaits = st.AcquiredConns(), st.MaxConns(), st.EmptyAcquireCount()
 	s.at = time.Now()
 	return s, nil
 }
@@ -544,6 +563,10 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) error {
 	steal := stealPercent(prev.cpuTotal, prev.cpuSteal, s.cpuTotal, s.cpuSteal)
 	if steal >= 0 {
 		fmt.Fprintf(&line, " | cpu steal %.0f%%", steal)
+	}
+	fmt.Fprintf(&line, " | pool %d/%d busy, %d waits", s.poolBusy, s.poolMax, s.poolWaits-prev.poolWaits)
+	if s.lockWaits > 0 {
+		fmt.Fprintf(&line, " | lock waits %d, longest %s", s.lockWaits, s.lockWait)
 	}
 	lh.printf("%s\n", line.String())
 	if lh.csv != nil {

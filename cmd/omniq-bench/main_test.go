@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/omniqhq/omniq/internal/pgtest"
 )
 
@@ -224,5 +227,71 @@ func TestStealPercent(t *testing.T) {
 		if !ok || total <= 0 || steal < 0 || steal > total {
 			t.Errorf("machineCPU() = %d, %d, %v; want a positive total, 0 ≤ steal ≤ total", total, steal, ok)
 		}
+	}
+}
+
+// TestSampleSeesLockWaits: an interval's sample names a statement waiting
+// for a lock, and the client pool's use, so a stall behind a lock queue or
+// an exhausted pool shows in the long-horizon lines.
+func TestSampleSeesLockWaits(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	schema := pgtest.NewSchemaName()
+	t.Cleanup(func() { pgtest.DropSchema(t, url, schema) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, err := parseFlags([]string{"--phases", "clean:1s", "--database-url", url, "--schema", schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := prepareSchema(ctx, pool, o); err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{o: o, pool: pool}
+	lh := &longHorizon{bench: b, w: &lhWorker{}}
+	if lh.sampler, err = b.connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer lh.sampler.Close(context.Background())
+
+	// One transaction holds a lock of schedules that a DELETE waits for (and
+	// the sample's size reads, which take ACCESS SHARE, do not).
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(context.Background()) //nolint:errcheck // the test's end
+	schedules := pgx.Identifier{schema, "schedules"}.Sanitize()
+	if _, err := holder.Exec(ctx, "LOCK TABLE "+schedules+" IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := pool.Exec(ctx, "DELETE FROM "+schedules+" WHERE false")
+		waited <- err
+	}()
+	var s *sample
+	pgtest.WaitFor(t, 10*time.Second, "the sample to see the waiting DELETE", func() bool {
+		if s, err = lh.sample(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		return s.lockWaits > 0
+	})
+	if s.lockWaits != 1 || !strings.HasPrefix(s.lockWait, "relation ") || !strings.Contains(s.lockWait, "DELETE FROM "+schedules) {
+		t.Errorf("lock waits %d, longest %q; want 1, the DELETE waiting on a relation", s.lockWaits, s.lockWait)
+	}
+	if s.poolBusy != 2 || s.poolMax != pool.Config().MaxConns {
+		t.Errorf("pool %d/%d busy, want 2/%d", s.poolBusy, s.poolMax, pool.Config().MaxConns)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
 	}
 }
