@@ -275,16 +275,15 @@ func TestSampleSeesLockWaits(t *testing.T) {
 		_, err := pool.Exec(ctx, "DELETE FROM "+schedules+" WHERE false")
 		waited <- err
 	}()
+	// The count is the database's: tests of other packages running beside
+	// this one may wait for locks of their own, so look for ours.
 	var s *sample
-	pgtest.WaitFor(t, 10*time.Second, "the sample to see the waiting DELETE", func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the sample to name the waiting DELETE", func() bool {
 		if s, err = lh.sample(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		return s.lockWaits > 0
+		return s.lockWaits > 0 && strings.HasPrefix(s.lockWait, "relation ") && strings.Contains(s.lockWait, "DELETE FROM "+schedules)
 	})
-	if s.lockWaits != 1 || !strings.HasPrefix(s.lockWait, "relation ") || !strings.Contains(s.lockWait, "DELETE FROM "+schedules) {
-		t.Errorf("lock waits %d, longest %q; want 1, the DELETE waiting on a relation", s.lockWaits, s.lockWait)
-	}
 	if s.poolBusy != 2 || s.poolMax != pool.Config().MaxConns {
 		t.Errorf("pool %d/%d busy, want 2/%d", s.poolBusy, s.poolMax, pool.Config().MaxConns)
 	}
