@@ -2,10 +2,9 @@ package queue
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"time"
 )
 
@@ -35,8 +34,9 @@ const copyChunk = 64 << 10
 // copyReader renders tasks as one binary COPY stream, a chunk at a time as
 // the connection asks for bytes, so the client encodes while the server
 // stores what was sent, and memory stays at a chunk whatever the batch's
-// size. It writes the columns shape.columns() names. Tasks that rotate go to partition gen, the rest to the sticky one. pgconn
-// reads it on a goroutine of its own and returns after the last Read.
+// size. It writes the columns shape.columns() names. Tasks that rotate go to
+// partition gen, the rest to the sticky one. pgconn reads it on a goroutine
+// of its own and returns after the last Read.
 type copyReader struct {
 	params  []*InsertParams
 	shape   copyShape
@@ -95,13 +95,7 @@ func (r *copyReader) fill() {
 
 // appendTask appends p as one tuple of r.shape's columns.
 func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
-	ncol := len(copyColumns)
-	if r.shape&copyMetadata != 0 {
-		ncol++
-	}
-	if r.shape&copyRunAt != 0 {
-		ncol++
-	}
+	ncol := len(copyColumns) + bits.OnesCount(uint(r.shape)) // one column per optional column written
 	b = binary.BigEndian.AppendUint16(b, uint16(ncol))
 	b = appendField(b, p.ID[:])
 	b = appendText(b, p.Kind)
@@ -121,11 +115,11 @@ func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 		b = appendNull(b)
 	}
 	b = appendIntervalOrNull(b, p.Timeout)
-	if p.Callback != nil {
-		cb, err := json.Marshal(p.Callback)
-		if err != nil {
-			return b, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
-		}
+	cb, err := p.callbackJSON()
+	if err != nil {
+		return b, err
+	}
+	if cb != nil {
 		b = appendJSONB(b, cb)
 	} else {
 		b = appendNull(b)
@@ -138,9 +132,9 @@ func (r *copyReader) appendTask(b []byte, p *InsertParams) ([]byte, error) {
 	}
 	b = appendInt16(b, g)
 	if r.shape&copyMetadata != 0 {
-		md, err := json.Marshal(p.Metadata)
+		md, err := p.metadataJSON()
 		if err != nil {
-			return b, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
+			return b, err
 		}
 		b = appendJSONB(b, md)
 	}

@@ -125,6 +125,37 @@ func (p *InsertParams) rotates(now time.Time, horizon time.Duration) bool {
 		!p.RunAt.After(now.Add(horizon))
 }
 
+// dueBy reports whether p may run at now: it names no run_at (the database
+// clock's now()) or one not after now.
+func (p *InsertParams) dueBy(now time.Time) bool {
+	return p.RunAt.IsZero() || !p.RunAt.After(now)
+}
+
+// callbackJSON is p's callback as JSON for the callback column; nil for none.
+func (p *InsertParams) callbackJSON() ([]byte, error) {
+	if p.Callback == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(p.Callback)
+	if err != nil {
+		return nil, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
+	}
+	return b, nil
+}
+
+// metadataJSON is p's metadata as JSON for the metadata column; nil for none
+// (the column's default, '{}').
+func (p *InsertParams) metadataJSON() ([]byte, error) {
+	if len(p.Metadata) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(p.Metadata)
+	if err != nil {
+		return nil, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
+	}
+	return b, nil
+}
+
 // InsertResult is the outcome of inserting one task.
 type InsertResult struct {
 	ID uuid.UUID
@@ -551,12 +582,10 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 			deps[i] = ptr(uuidArrayLiteral(p.DependsOn))
 		}
 		runAnyway[i] = p.RunAnyway
-		if p.Callback != nil {
-			b, err := json.Marshal(p.Callback)
-			if err != nil {
-				return nil, fmt.Errorf("encode callback of task %s: %w", p.ID, err)
-			}
-			callbacks[i] = ptr(string(b))
+		if cb, err := p.callbackJSON(); err != nil {
+			return nil, err
+		} else if cb != nil {
+			callbacks[i] = ptr(string(cb))
 		}
 		if p.ResultTTL > 0 {
 			resultTTLs[i] = ptr(p.ResultTTL)
@@ -566,14 +595,12 @@ func (e *Engine) insertRows(ctx context.Context, db DB, params []*InsertParams, 
 			uniqueStates[i] = ptr(statusArrayLiteral(p.UniqueStates))
 		}
 		scheduleIDs[i], scheduledAts[i] = p.ScheduleID, p.ScheduledAt
-		if len(p.Metadata) > 0 {
-			b, err := json.Marshal(p.Metadata)
-			if err != nil {
-				return nil, invalid("Metadata", nil, "cannot be encoded as JSON: "+err.Error())
-			}
-			metadata[i] = ptr(string(b))
+		if md, err := p.metadataJSON(); err != nil {
+			return nil, err
+		} else if md != nil {
+			metadata[i] = ptr(string(md))
 		}
-		if statuses[i] == jobs.StatusPending && (p.RunAt.IsZero() || !p.RunAt.After(now)) {
+		if statuses[i] == jobs.StatusPending && p.dueBy(now) {
 			wake.add(p.Queue, p.RunAt)
 		}
 	}
@@ -907,7 +934,7 @@ func (e *Engine) copyInsert(ctx context.Context, db DB, params []*InsertParams) 
 	for _, p := range params {
 		s := shapeOf(p)
 		groups[s] = append(groups[s], p)
-		if p.RunAt.IsZero() || !p.RunAt.After(start) {
+		if p.dueBy(start) {
 			wake.add(p.Queue, p.RunAt)
 		}
 	}
