@@ -249,11 +249,14 @@ func TestFireKilledBetweenClaimAndCommit(t *testing.T) {
 	clk.Set(utc("2026-03-01T10:01:00Z"))
 
 	// a is killed: its connection is terminated after the task was inserted
-	// and the schedule advanced, before COMMIT.
+	// and the schedule advanced, before COMMIT. The terminate waits (up to
+	// 10s) for the backend to be gone, so its locks are released before b
+	// looks: the client hears of the kill before the backend has exited.
 	a.afterInsert = func(ctx context.Context, tx pgx.Tx) {
 		pid := tx.Conn().PgConn().PID()
-		if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
-			t.Errorf("terminate: %v", err)
+		var gone bool
+		if err := db.Pool.QueryRow(ctx, `SELECT pg_terminate_backend($1, 10000)`, pid).Scan(&gone); err != nil || !gone {
+			t.Errorf("terminate %d: gone %v, %v", pid, gone, err)
 		}
 	}
 	if _, _, err := a.FireDue(ctx); err == nil {
