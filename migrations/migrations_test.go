@@ -499,6 +499,58 @@ func TestRotatingTasksKeepsRows(t *testing.T) {
 	}
 }
 
+// TestRotatingResultsKeepsRows: 011 puts each result in its task's
+// partition (the sticky one for a result whose task is gone), and its down
+// puts them back in one table, unique by task as before.
+func TestRotatingResultsKeepsRows(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	tasks, results := pgx.Identifier{schema, "tasks"}.Sanitize(), pgx.Identifier{schema, "results"}.Sanitize()
+	mustMigrate(t, ctx, conn, schema, 10)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`INSERT INTO ` + tasks + ` (id, kind, gen) VALUES ('00000000-0000-7000-8000-000000000001', 'k', 1),
+		('00000000-0000-7000-8000-000000000002', 'k', 0)`)
+	exec(`INSERT INTO ` + results + ` (task_id, status, result) VALUES
+		('00000000-0000-7000-8000-000000000001', 'success', '1'),
+		('00000000-0000-7000-8000-000000000002', 'success', '2'),
+		('00000000-0000-7000-8000-000000000003', 'error', NULL)`)
+	gens := func() string {
+		t.Helper()
+		var got string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(right(task_id::text, 1) || ':' || gen || ':' || coalesce(result::text, '-'), ' ' ORDER BY task_id)
+			FROM `+results).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	mustMigrate(t, ctx, conn, schema, 11)
+	if got := gens(); got != "1:1:1 2:0:2 3:0:-" {
+		t.Fatalf("after 011: results (task:gen:result) %s, want 1:1:1 2:0:2 3:0:-", got)
+	}
+	var pgErr *pgconn.PgError
+	if _, err := conn.Exec(ctx, `INSERT INTO `+results+` (task_id, gen, status) VALUES ('00000000-0000-7000-8000-000000000001', 1, 'error')`); !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("a second result of a task in its partition after 011: %v, want unique_violation", err)
+	}
+
+	mustMigrate(t, ctx, conn, schema, 10)
+	var got string
+	if err := conn.QueryRow(ctx, `SELECT string_agg(right(task_id::text, 1) || ':' || coalesce(result::text, '-'), ' ' ORDER BY task_id)
+		FROM `+results).Scan(&got); err != nil || got != "1:1 2:2 3:-" {
+		t.Fatalf("after 011's down: results %s (%v), want 1:1 2:2 3:-", got, err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO `+results+` (task_id, status) VALUES ('00000000-0000-7000-8000-000000000001', 'error')`); !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("a second result of a task after 011's down: %v, want unique_violation", err)
+	}
+}
+
 // TestQueueCheck: 008's queue CHECK accepts exactly the names 001's regex
 // did, on every partition, and its down puts the regex back with the same
 // answers; 009's domain gives the same answers under the same constraint

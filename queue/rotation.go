@@ -19,6 +19,16 @@ import (
 // more than that.
 const rotatingPartitions = 2
 
+// partitionTables are the partitioned tables whose rotating partitions go
+// together: tasks_gN holds tasks and results_gN their results (migration
+// 011), truncated, detached and attached as one.
+var partitionTables = [...]string{"tasks", "results"}
+
+// partitionTable is the quoted name of parent's partition gen.
+func partitionTable(schema, parent string, gen int16) string {
+	return table(schema, fmt.Sprintf("%s_g%d", parent, gen))
+}
+
 // rotateEvery is how long a rotating partition takes new tasks, at the least:
 // FinishedRetention (at least a second), after which the other one is
 // usually empty. It is also how far ahead a task may be due and still go to
@@ -39,9 +49,10 @@ const partitionLockTimeout = "20ms"
 // holds vacuum back. Then, once the current partition has taken new tasks for
 // rotateEvery, the next empty one takes its place.
 //
-// Results of the truncated tasks that have no expiry of their own are
-// deleted with them, as Prune does. Rotate does nothing while another client
-// rotates; it returns how many partitions it truncated.
+// The partition's results (results_gN) are truncated with its tasks, but for
+// those whose expiry of their own is still ahead, which move to results_g0
+// first. Rotate does nothing while another client rotates; it returns how
+// many partitions it truncated.
 //
 // A drained partition whose exclusive lock is not granted in time (a
 // transaction that read tasks still holds its share lock, and long readers
@@ -73,11 +84,11 @@ func (e *Engine) rotate(ctx context.Context) (n int, detach int16, err error) {
 		return 0, 0, nil // a Retire is detaching a partition: it alone touches them
 	}
 	for gen := int16(1); gen <= rotatingPartitions; gen++ {
-		state, err := e.partitionState(ctx, tx, gen)
+		states, err := e.partitionStates(ctx, tx, gen)
 		if err != nil {
 			return 0, 0, err
 		}
-		if state != "attached" {
+		if !allAttached(states) {
 			return 0, gen, nil
 		}
 	}
@@ -177,16 +188,13 @@ func (e *Engine) partitionDrained(ctx context.Context, tx pgx.Tx, gen int16) (bo
 }
 
 // truncatePartition truncates rotating partition gen in tx, found drained,
-// with the results that go with its tasks. It checks again under the
-// exclusive lock, which no insert, claim or update of the partition holds:
-// nothing changes between that check and the TRUNCATE. It reports false, with
-// tx to be rolled back, when the partition is in use after all (locked true)
-// or its lock was not granted within partitionLockTimeout (locked false).
+// with its results. It checks again under the exclusive locks, which no
+// insert, claim or update of the partition holds: nothing changes between
+// that check and the TRUNCATE. It reports false, with tx to be rolled back,
+// when the partition is in use after all (locked true) or its locks were not
+// granted within partitionLockTimeout (locked false).
 func (e *Engine) truncatePartition(ctx context.Context, tx pgx.Tx, gen int16, first bool) (ok, locked bool, err error) {
 	i := gen - 1
-	if _, err := tx.Exec(ctx, e.sql.partitionResults[i]); err != nil {
-		return false, false, wrapRotate(gen, err)
-	}
 	if first {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return false, false, wrapRotate(gen, err)
@@ -201,13 +209,26 @@ func (e *Engine) truncatePartition(ctx context.Context, tx pgx.Tx, gen int16, fi
 	if ok, err := e.partitionDrained(ctx, tx, gen); err != nil || !ok {
 		return false, true, err
 	}
-	if _, err := tx.Exec(ctx, e.sql.partitionTruncate[i]); err != nil {
-		return false, true, wrapRotate(gen, err)
-	}
-	if _, err := tx.Exec(ctx, e.sql.rotationEmpty, gen); err != nil {
-		return false, true, wrapRotate(gen, err)
+	if err := e.emptyPartition(ctx, tx, gen); err != nil {
+		return false, true, err
 	}
 	return true, true, nil
+}
+
+// emptyPartition empties rotating partition gen, locked and found drained in
+// tx: the results whose expiry is still ahead move to results_g0, the rest
+// go with the tasks, and the partition is marked empty.
+func (e *Engine) emptyPartition(ctx context.Context, tx pgx.Tx, gen int16) error {
+	i := gen - 1
+	for _, sql := range []string{e.sql.partitionKeep[i], e.sql.partitionTruncate[i]} {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return wrapRotate(gen, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, e.sql.rotationEmpty, gen); err != nil {
+		return wrapRotate(gen, err)
+	}
+	return nil
 }
 
 func lockNotAvailable(err error) bool {
@@ -233,11 +254,12 @@ func (e *Engine) retireLoop(ctx context.Context) {
 }
 
 // Retire empties rotating partition gen when Rotate cannot lock it: it
-// detaches the partition from tasks with DETACH PARTITION CONCURRENTLY, which
-// conflicts with no claim, insert, update or read of tasks and waits only for
-// the transactions that held locks on tasks when it began (later ones do not
-// see the partition); truncates the detached table if it is still drained,
-// with the results that go with its tasks; and attaches it again, empty.
+// detaches tasks_gN from tasks, and results_gN from results, with DETACH
+// PARTITION CONCURRENTLY, which conflicts with no claim, insert, update or
+// read and waits only for the transactions that held locks on the parent
+// when it began (later ones do not see the partition); empties the detached
+// tables as Rotate does if the tasks are still drained; and attaches them
+// again.
 // Drained means every task finished longer than FinishedRetention ago, so
 // while the partition is detached nothing that runs misses a row; a task a
 // late transaction wrote to it before the detach is seen again once it is
@@ -269,12 +291,11 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 			conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing ends the session and its lock
 		}
 	}()
-	state, err := e.partitionState(ctx, conn, gen)
+	states, err := e.partitionStates(ctx, conn, gen)
 	if err != nil {
 		return err
 	}
-	switch state {
-	case "attached":
+	if allAttached(states) {
 		var drained bool
 		if err := conn.QueryRow(ctx, e.sql.partitionDrained[i], e.cfg.FinishedRetention).Scan(&drained); err != nil {
 			return wrapRotate(gen, err)
@@ -282,11 +303,18 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 		if !drained {
 			return nil
 		}
-		if _, err := conn.Exec(ctx, e.sql.partitionDetach[i]); err != nil {
-			return wrapRotate(gen, err)
+	}
+	for j, state := range states {
+		var sql string
+		switch state {
+		case "attached":
+			sql = e.sql.partitionDetach[i][j]
+		case "detaching":
+			sql = e.sql.partitionFinalize[i][j]
+		default:
+			continue
 		}
-	case "detaching":
-		if _, err := conn.Exec(ctx, e.sql.partitionFinalize[i]); err != nil {
+		if _, err := conn.Exec(ctx, sql); err != nil {
 			return wrapRotate(gen, err)
 		}
 	}
@@ -303,29 +331,35 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 			return wrapRotate(gen, err)
 		}
 		if drained {
-			for _, sql := range []string{e.sql.partitionResults[i], e.sql.partitionTruncate[i]} {
-				if _, err := tx.Exec(ctx, sql); err != nil {
-					return wrapRotate(gen, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, e.sql.rotationEmpty, gen); err != nil {
-				return wrapRotate(gen, err)
+			if err := e.emptyPartition(ctx, tx, gen); err != nil {
+				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, e.sql.partitionAttach[i]); err != nil {
-			return wrapRotate(gen, err)
+		for _, sql := range e.sql.partitionAttach[i] {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return wrapRotate(gen, err)
+			}
 		}
 		return nil
 	})
 }
 
-// partitionState says whether rotating partition gen is "attached" to
-// tasks, "detaching" (a DETACH CONCURRENTLY that did not finish) or
-// "detached".
-func (e *Engine) partitionState(ctx context.Context, db DB, gen int16) (string, error) {
-	var state string
-	err := db.QueryRow(ctx, sqlPartitionState, table(e.sql.schema, fmt.Sprintf("tasks_g%d", gen)), table(e.sql.schema, "tasks")).Scan(&state)
-	return state, wrapRotate(gen, err)
+// partitionStates says of each of rotating partition gen's tables (by
+// partitionTables' index) whether it is "attached" to its parent,
+// "detaching" (a DETACH CONCURRENTLY that did not finish) or "detached".
+func (e *Engine) partitionStates(ctx context.Context, db DB, gen int16) ([len(partitionTables)]string, error) {
+	var states [len(partitionTables)]string
+	for j, parent := range partitionTables {
+		err := db.QueryRow(ctx, sqlPartitionState, partitionTable(e.sql.schema, parent, gen), table(e.sql.schema, parent)).Scan(&states[j])
+		if err != nil {
+			return states, wrapRotate(gen, err)
+		}
+	}
+	return states, nil
+}
+
+func allAttached(states [len(partitionTables)]string) bool {
+	return !slices.ContainsFunc(states[:], func(s string) bool { return s != "attached" })
 }
 
 func wrapRotate(gen int16, err error) error {
@@ -364,26 +398,36 @@ const sqlPartitionDrained = `
 SELECT NOT EXISTS (SELECT 1 FROM {part}
 	WHERE status NOT IN ('success', 'error', 'cancelled', 'expired') OR completed_at >= now() - $1::interval)`
 
-// sqlPartitionResults deletes the results that go with a drained partition's
-// tasks (those without an expiry of their own), as sqlPruneTasks does.
-const sqlPartitionResults = `DELETE FROM {results} r USING {part} t WHERE r.task_id = t.id AND r.expires_at IS NULL`
+// sqlPartitionKeep moves the results of a drained partition whose expiry of
+// their own is still ahead to results_g0, before the partition's results are
+// truncated; the rest go with their tasks, as sqlPruneTasks deletes those of
+// the sticky partition's tasks.
+const sqlPartitionKeep = `
+INSERT INTO {results} (task_id, gen, status, result, codec, error, traceback, created_at, started_at,
+	completed_at, execution_time, worker_id, attempt, expires_at)
+SELECT task_id, 0, status, result, codec, error, traceback, created_at, started_at,
+	completed_at, execution_time, worker_id, attempt, expires_at
+FROM {results_part} WHERE expires_at > now()
+ON CONFLICT (task_id, gen) DO NOTHING`
 
+// A rotating partition's tasks and results are locked and truncated as one.
 const (
-	sqlPartitionLock     = `LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE`
-	sqlPartitionTruncate = `TRUNCATE {part}`
+	sqlPartitionLock     = `LOCK TABLE {part}, {results_part} IN ACCESS EXCLUSIVE MODE`
+	sqlPartitionTruncate = `TRUNCATE {part}, {results_part}`
 )
 
-// sqlPartitionState: see partitionState. $1 is the partition's quoted name,
-// $2 that of tasks.
+// sqlPartitionState: see partitionStates. $1 is the partition's quoted name,
+// $2 that of its parent.
 const sqlPartitionState = `
 SELECT coalesce((SELECT CASE WHEN inhdetachpending THEN 'detaching' ELSE 'attached' END
 	FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = $2::regclass), 'detached')`
 
-// The statements of Retire. {gen} is the partition's number.
+// The statements of Retire, for each of a partition's tables. {parent} is
+// the partitioned table, {gen} the partition's number.
 const (
-	sqlPartitionDetach   = `ALTER TABLE {tasks} DETACH PARTITION {part} CONCURRENTLY`
-	sqlPartitionFinalize = `ALTER TABLE {tasks} DETACH PARTITION {part} FINALIZE`
-	sqlPartitionAttach   = `ALTER TABLE {tasks} ATTACH PARTITION {part} FOR VALUES IN ({gen})`
+	sqlPartitionDetach   = `ALTER TABLE {parent} DETACH PARTITION {part} CONCURRENTLY`
+	sqlPartitionFinalize = `ALTER TABLE {parent} DETACH PARTITION {part} FINALIZE`
+	sqlPartitionAttach   = `ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES IN ({gen})`
 )
 
 // Retire's session lock, and the try of it in Rotate's transaction: session

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +101,11 @@ func TestRotateRetiresDrainedPartitions(t *testing.T) {
 	ids := insertN(t, e, db, 1000, nil)
 	straggler := insertN(t, e, db, 1, nil)[0]
 	sticky := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{ID: uuid.Must(uuid.NewV7())} })[0]
-	exec(`INSERT INTO `+table(db.Schema, "results")+` (task_id, status) VALUES ($1, 'success')`, ids[0])
+	// Results of gen 1's tasks: one that goes with its task, one whose own
+	// expiry is an hour ahead, and so outlives the partition.
+	exec(`INSERT INTO `+table(db.Schema, "results")+` (task_id, gen, status) VALUES ($1, 1, 'success')`, ids[0])
+	exec(`INSERT INTO `+table(db.Schema, "results")+` (task_id, gen, status, expires_at)
+		VALUES ($1, 1, 'success', now() + interval '1 hour')`, ids[1])
 
 	rotate(0, 1) // gen 1 has not been current for rotateEvery
 	exec(`UPDATE ` + rotation + ` SET started_at = now() - interval '1 hour' WHERE gen = 1`)
@@ -147,8 +152,19 @@ func TestRotateRetiresDrainedPartitions(t *testing.T) {
 	if after := count(`SELECT pg_relation_size('` + g1 + `')`); after != 0 || before == 0 {
 		t.Fatalf("gen 1's file: %d bytes before, %d after the truncation, want some and none", before, after)
 	}
-	if n := count(`SELECT count(*) FROM ` + table(db.Schema, "results")); n != 0 {
-		t.Fatalf("%d results of truncated tasks remain", n)
+	if n := count(`SELECT count(*) FROM ` + table(db.Schema, "results_g1")); n != 0 {
+		t.Fatalf("%d results of truncated tasks remain in results_g1", n)
+	}
+	if after := count(`SELECT pg_relation_size('` + table(db.Schema, "results_g1") + `')`); after != 0 {
+		t.Fatalf("results_g1's file: %d bytes after the truncation, want none", after)
+	}
+	var kept []uuid.UUID
+	rows, err := db.Pool.Query(ctx, `SELECT task_id FROM `+table(db.Schema, "results")+` WHERE gen = 0`)
+	if err == nil {
+		kept, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	}
+	if err != nil || len(kept) != 1 || kept[0] != ids[1] {
+		t.Fatalf("results_g0 holds %v (%v), want only %s, the result whose expiry is ahead", kept, err, ids[1])
 	}
 	if got := genOf(t, db, sticky); got != 0 {
 		t.Fatalf("the sticky task is in gen %d", got)
@@ -207,19 +223,21 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	// The states of tasks_g1 and results_g1.
 	state := func() string {
 		t.Helper()
-		s, err := e.partitionState(ctx, db.Pool, 1)
+		s, err := e.partitionStates(ctx, db.Pool, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return strings.Join(s[:], " ")
 	}
 	// Gen 1 drained: its tasks finished two hours ago, gen 2 current.
 	ids := insertN(t, e, db, 100, nil)
 	exec(`UPDATE `+tasks+` SET status = 'success', completed_at = now() - interval '2 hours' WHERE id = ANY($1)`, ids)
 	exec(`UPDATE ` + rotation + ` SET current = false, ended_at = now() - interval '2 hours' WHERE gen = 1`)
 	exec(`UPDATE ` + rotation + ` SET current = true, started_at = now() WHERE gen = 2`)
+	exec(`INSERT INTO `+table(db.Schema, "results")+` (task_id, gen, status) SELECT unnest($1::uuid[]), 1, 'success'`, ids)
 
 	reader := func() pgx.Tx {
 		t.Helper()
@@ -260,7 +278,7 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	interrupted := make(chan error, 1)
 	go func() { interrupted <- e.Retire(rctx, 1) }()
-	pgtest.WaitFor(t, 10*time.Second, "the detach to begin", func() bool { return state() == "detaching" })
+	pgtest.WaitFor(t, 10*time.Second, "the detach to begin", func() bool { return state() == "detaching attached" })
 	// The hot path goes on: a task is inserted to gen 2 and claimed.
 	insertN(t, e, db, 1, nil)
 	if got := claimAll(t, newProducer(e, DefaultQueue, 10), 10); len(got) != 1 {
@@ -284,8 +302,8 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 	if err := first.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := state(); s != "detaching" {
-		t.Fatalf("after the interrupted Retire the partition is %s, want detaching", s)
+	if s := state(); s != "detaching attached" {
+		t.Fatalf("after the interrupted Retire tasks_g1 and results_g1 are %s, want detaching and attached", s)
 	}
 
 	// Then: the next Rotate hands it over again, and Retire finishes. Its
@@ -322,12 +340,15 @@ func TestRetireDetachesWhatReadersHold(t *testing.T) {
 	if retired != nil {
 		t.Fatalf("Retire: %v", retired)
 	}
-	if s := state(); s != "attached" {
-		t.Fatalf("after Retire the partition is %s, want attached", s)
+	if s := state(); s != "attached attached" {
+		t.Fatalf("after Retire tasks_g1 and results_g1 are %s, want attached", s)
 	}
 	var n int
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+g1).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("gen 1 holds %d tasks after Retire (%v), want 0", n, err)
+	}
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+table(db.Schema, "results")).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d results of gen 1's tasks remain after Retire (%v), want 0", n, err)
 	}
 	var empty bool
 	if err := db.Pool.QueryRow(ctx, `SELECT ended_at IS NULL AND NOT current FROM `+rotation+` WHERE gen = 1`).Scan(&empty); err != nil || !empty {

@@ -50,14 +50,15 @@ type statements struct {
 	rotationStart   string
 	rotationEmpty   string
 	rotationRestore string
-	// By rotating partition (index gen-1): see rotation.go.
+	// By rotating partition (index gen-1), and for those of one table by
+	// partitionTables' index: see rotation.go.
 	partitionDrained  [rotatingPartitions]string
-	partitionResults  [rotatingPartitions]string
+	partitionKeep     [rotatingPartitions]string
 	partitionLock     [rotatingPartitions]string
 	partitionTruncate [rotatingPartitions]string
-	partitionDetach   [rotatingPartitions]string
-	partitionFinalize [rotatingPartitions]string
-	partitionAttach   [rotatingPartitions]string
+	partitionDetach   [rotatingPartitions][len(partitionTables)]string
+	partitionFinalize [rotatingPartitions][len(partitionTables)]string
+	partitionAttach   [rotatingPartitions][len(partitionTables)]string
 	retireLock        string
 	retireUnlock      string
 	retireTry         string
@@ -113,14 +114,20 @@ func newStatements(schema string) *statements {
 		*p.dst = r.Replace(p.sql)
 	}
 	for i := range rotatingPartitions {
-		part := strings.NewReplacer("{part}", table(schema, fmt.Sprintf("tasks_g%d", i+1)), "{gen}", fmt.Sprint(i+1))
-		s.partitionDetach[i] = r.Replace(part.Replace(sqlPartitionDetach))
-		s.partitionFinalize[i] = r.Replace(part.Replace(sqlPartitionFinalize))
-		s.partitionAttach[i] = r.Replace(part.Replace(sqlPartitionAttach))
+		gen := int16(i + 1)
+		part := strings.NewReplacer("{part}", partitionTable(schema, "tasks", gen),
+			"{results_part}", partitionTable(schema, "results", gen))
 		s.partitionDrained[i] = r.Replace(part.Replace(sqlPartitionDrained))
-		s.partitionResults[i] = r.Replace(part.Replace(sqlPartitionResults))
+		s.partitionKeep[i] = r.Replace(part.Replace(sqlPartitionKeep))
 		s.partitionLock[i] = part.Replace(sqlPartitionLock)
 		s.partitionTruncate[i] = part.Replace(sqlPartitionTruncate)
+		for j, parent := range partitionTables {
+			one := strings.NewReplacer("{parent}", table(schema, parent), "{part}", partitionTable(schema, parent, gen),
+				"{gen}", fmt.Sprint(gen))
+			s.partitionDetach[i][j] = one.Replace(sqlPartitionDetach)
+			s.partitionFinalize[i][j] = one.Replace(sqlPartitionFinalize)
+			s.partitionAttach[i][j] = one.Replace(sqlPartitionAttach)
+		}
 	}
 	for i := range s.copyTasks {
 		cols := copyShape(i).columns()
@@ -382,7 +389,7 @@ WITH o AS (
 	-- t.gen = o.gen makes the lookup one of the primary key, (id, gen): by
 	-- id alone the planner, not knowing ids unique, may hash a partition.
 	WHERE t.id = o.id AND t.gen = o.gen AND t.status = (SELECT 'running') AND t.attempt = o.attempt
-	RETURNING t.id, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
+	RETURNING t.id, t.gen, t.kind, t.queue, t.status, t.store_result, t.result_ttl, t.started_at, t.created_at,
 		t.worker_id, t.attempt, t.schedule_id, t.run_at,
 		o.attempt AS o_attempt, o.attempt_adj, o.finished_at, o.result, o.result_codec, o.traceback,
 		CASE WHEN t.status <> o.status THEN 'cancelled' ELSE o.result_status END AS result_status,
@@ -390,14 +397,14 @@ WITH o AS (
 		CASE WHEN t.status <> o.status THEN 'cancelled' ELSE o.event END AS event,
 		o.event = '' AS unstarted
 ), res AS (
-	INSERT INTO {results} (task_id, status, result, codec, error, traceback, started_at, completed_at,
+	INSERT INTO {results} (task_id, gen, status, result, codec, error, traceback, started_at, completed_at,
 		execution_time, worker_id, attempt, expires_at)
-	SELECT upd.id, upd.result_status, upd.result, upd.result_codec, upd.error, upd.traceback, upd.started_at,
+	SELECT upd.id, upd.gen, upd.result_status, upd.result, upd.result_codec, upd.error, upd.traceback, upd.started_at,
 		upd.finished_at, upd.finished_at - upd.started_at, upd.worker_id, upd.attempt,
 		upd.finished_at + coalesce(upd.result_ttl, $14::interval)
 	FROM upd
 	WHERE upd.store_result AND upd.status IN ('success', 'error', 'cancelled')
-	ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
+	ON CONFLICT (task_id, gen) DO UPDATE SET status = excluded.status, result = excluded.result,
 		codec = excluded.codec, error = excluded.error, traceback = excluded.traceback,
 		started_at = excluded.started_at, completed_at = excluded.completed_at,
 		execution_time = excluded.execution_time, worker_id = excluded.worker_id,
@@ -499,7 +506,7 @@ SELECT ($2::uuid[])[i], p.callback ->> 'kind', coalesce(p.callback ->> 'queue', 
 	jsonb_build_object('parent_id', p.id, 'parent_status', p.status, 'parent_result', r.result)
 FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, i)
 CROSS JOIN LATERAL (SELECT * FROM {tasks} p WHERE p.id = c.id LIMIT 1) AS p -- a key lookup per id, never a scan
-LEFT JOIN {results} r ON r.task_id = p.id
+LEFT JOIN {results} r ON r.task_id = p.id AND r.gen = p.gen
 WHERE p.callback IS NOT NULL
 	AND (p.status = 'success' OR (p.status IN ('error', 'cancelled', 'expired')
 		AND coalesce((p.callback ->> 'on_failure')::bool, false)))
@@ -615,7 +622,7 @@ WITH gone AS (
 		FOR UPDATE SKIP LOCKED)
 	RETURNING id, completed_at
 ), res AS (
-	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.expires_at IS NULL
+	DELETE FROM {results} r USING gone WHERE r.task_id = gone.id AND r.gen = 0 AND r.expires_at IS NULL
 )
 SELECT count(*), coalesce(max(completed_at), $3) FROM gone`
 

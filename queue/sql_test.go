@@ -31,13 +31,17 @@ func TestStatementsPrepare(t *testing.T) {
 			continue
 		}
 		texts := []string{}
-		if fv := v.Field(i); fv.Kind() == reflect.Array {
-			for j := 0; j < fv.Len(); j++ {
-				texts = append(texts, fv.Index(j).String())
+		var flatten func(reflect.Value)
+		flatten = func(fv reflect.Value) {
+			if fv.Kind() != reflect.Array {
+				texts = append(texts, fv.String())
+				return
 			}
-		} else {
-			texts = append(texts, fv.String())
+			for j := 0; j < fv.Len(); j++ {
+				flatten(fv.Index(j))
+			}
 		}
+		flatten(v.Field(i))
 		for j, text := range texts {
 			if _, err := conn.Conn().Prepare(ctx, fmt.Sprintf("%s_%d", f.Name, j), text); err != nil {
 				t.Errorf("statement %s[%d]: %v", f.Name, j, err)
