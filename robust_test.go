@@ -125,15 +125,6 @@ func appPool(t testing.TB, url, app string, maxConns int32) *pgxpool.Pool {
 	return pool
 }
 
-func scalar[T any](t testing.TB, pool *pgxpool.Pool, sql string, args ...any) T {
-	t.Helper()
-	var v T
-	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
-}
-
 func enqueueRuns(t *testing.T, c *omniq.Client, n, sleepMS int) {
 	t.Helper()
 	params := make([]omniq.EnqueueParams, n)
@@ -148,7 +139,7 @@ func enqueueRuns(t *testing.T, c *omniq.Client, n, sleepMS int) {
 }
 
 func countStatus(t testing.TB, db *pgtest.DB, status omniq.Status) int {
-	return scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE status = $1", status)
+	return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE status = $1", status)
 }
 
 // Environment of a worker process (TestHelperWorkerProcess).
@@ -232,7 +223,7 @@ func startWorkerProcess(t *testing.T, db *pgtest.DB, id string) *workerProcess {
 			t.Fatalf("worker process %s exited early: %v\n%s", id, err, out.String())
 		default:
 		}
-		return scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")+" WHERE id = $1", id) == 1
+		return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")+" WHERE id = $1", id) == 1
 	})
 	return p
 }
@@ -251,7 +242,7 @@ func (p *workerProcess) wait(t *testing.T, timeout time.Duration) error {
 
 // sessionsOf counts the server sessions of application app.
 func sessionsOf(t testing.TB, pool *pgxpool.Pool, app string) int {
-	return scalar[int](t, pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app)
+	return pgtest.Scalar[int](t, pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app)
 }
 
 func TestSIGKILLMidBatchLosesNothing(t *testing.T) {
@@ -264,7 +255,7 @@ func TestSIGKILLMidBatchLosesNothing(t *testing.T) {
 
 	victim := startWorkerProcess(t, db, "victim-"+db.Schema)
 	waitFor(t, 60*time.Second, "the victim to start 50 runs", func() bool {
-		return scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs) >= 50
+		return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs) >= 50
 	})
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -333,9 +324,9 @@ func TestSIGKILLMidBatchLosesNothing(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rescued := scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("events")+" WHERE type = 'rescued'")
+	rescued := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("events")+" WHERE type = 'rescued'")
 	t.Logf("killed with %d tasks in flight, %d finished before; %d ran twice; %d rescued events; total runs %d",
-		len(killed), before, twice, rescued, scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs))
+		len(killed), before, twice, rescued, pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs))
 	if rescued == 0 {
 		t.Error("no rescued event recorded")
 	}
@@ -362,8 +353,8 @@ func TestManyProcessesShareQueuesWithoutDuplicates(t *testing.T) {
 			t.Errorf("worker process %s: graceful stop failed: %v\n%s", p.id, err, p.out.String())
 		}
 	}
-	total := scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs)
-	distinct := scalar[int](t, db.Pool, "SELECT count(DISTINCT task_id) FROM "+runs)
+	total := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+runs)
+	distinct := pgtest.Scalar[int](t, db.Pool, "SELECT count(DISTINCT task_id) FROM "+runs)
 	if total != n || distinct != n {
 		t.Fatalf("%d runs of %d distinct tasks, want %d once each", total, distinct, n)
 	}
@@ -384,7 +375,7 @@ func TestManyProcessesShareQueuesWithoutDuplicates(t *testing.T) {
 	if len(share) < 2 {
 		t.Errorf("only %d process did any work: %v", len(share), share)
 	}
-	if left := scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")); left != 0 {
+	if left := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")); left != 0 {
 		t.Errorf("%d client rows left after graceful stops", left)
 	}
 }
@@ -411,14 +402,14 @@ func TestTerminatedConnectionsLoseNothing(t *testing.T) {
 	}
 	start(t, c)
 	waitFor(t, 10*time.Second, "the LISTEN session", func() bool {
-		return scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) > 0
+		return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) > 0
 	})
 	const n = 600
 	inserter := newClient(t, db, nil, nil)
 	enqueueRuns(t, inserter, n, 5)
 
 	terminate := func() int {
-		return scalar[int](t, db.Pool, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", app)
+		return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", app)
 	}
 	killedTotal, rounds := 0, 0
 	for _, at := range []int{100, 200, 300, 400, 500} {
@@ -434,7 +425,7 @@ func TestTerminatedConnectionsLoseNothing(t *testing.T) {
 
 	// The LISTEN session came back: a task enqueued now runs, with nothing polling.
 	waitFor(t, 30*time.Second, "LISTEN to be restored", func() bool {
-		return scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) > 0
+		return pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) > 0
 	})
 	last, err := inserter.Enqueue(context.Background(), runArgs{N: -1}, nil)
 	if err != nil {
@@ -450,7 +441,7 @@ func TestTerminatedConnectionsLoseNothing(t *testing.T) {
 	if tasks != n+1 || total != n+1 {
 		t.Errorf("%d tasks ran %d times (twice: %v), want %d once each", tasks, total, twice, n+1)
 	}
-	if bad := scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE attempt <> 1"); bad != 0 {
+	if bad := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE attempt <> 1"); bad != 0 {
 		t.Errorf("%d tasks used more than one attempt", bad)
 	}
 }
@@ -736,7 +727,7 @@ func TestGracefulStopFinishesRunningWork(t *testing.T) {
 	c := blockerClient(t, db, b, app)
 	ids := enqueueN(t, c, 3)
 	b.waitStarted(t, 3)
-	if scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) != 1 {
+	if pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app) != 1 {
 		t.Fatal("no LISTEN session while running")
 	}
 	stopped := make(chan error, 1)
@@ -763,10 +754,10 @@ func TestGracefulStopFinishesRunningWork(t *testing.T) {
 			t.Fatalf("task %s after graceful stop: %+v, %v", id, row, err)
 		}
 	}
-	if n := scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app); n != 0 {
+	if n := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app); n != 0 {
 		t.Fatalf("%d LISTEN sessions left after Stop", n)
 	}
-	if n := scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")); n != 0 {
+	if n := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("clients")); n != 0 {
 		t.Fatalf("%d client rows left after Stop", n)
 	}
 }
@@ -860,7 +851,7 @@ func TestStopTwiceAndConcurrently(t *testing.T) {
 	if err := c.StopAndCancel(context.Background()); err != nil {
 		t.Fatalf("StopAndCancel after stop: %v", err)
 	}
-	if n := scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE status = 'running'"); n != 0 {
+	if n := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("tasks")+" WHERE status = 'running'"); n != 0 {
 		t.Fatalf("%d tasks still running after stop", n)
 	}
 }

@@ -245,7 +245,7 @@ func TestUniqueInTransactions(t *testing.T) {
 	waitFor(t, 10*time.Second, "the second enqueue to wait on the first's row", func() bool {
 		// A backend waiting on a lock that holds one on a table of this
 		// test's schema (the query text, cut at 1kB, may not name it).
-		return scalar[int](t, db.Pool, `SELECT count(*) FROM pg_locks w WHERE NOT w.granted AND EXISTS (
+		return pgtest.Scalar[int](t, db.Pool, `SELECT count(*) FROM pg_locks w WHERE NOT w.granted AND EXISTS (
 			SELECT 1 FROM pg_locks r JOIN pg_class c ON c.oid = r.relation JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE r.pid = w.pid AND n.nspname = $1)`, db.Schema) > 0
 	})

@@ -127,11 +127,7 @@ func TestInsertCopyInCallerTx(t *testing.T) {
 
 func countTasks(t *testing.T, db *pgtest.DB) int {
 	t.Helper()
-	var n int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM `+db.Table("tasks")).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return pgtest.Scalar[int](t, db.Pool, `SELECT count(*) FROM `+db.Table("tasks"))
 }
 
 // TestCopyMatchesInsert: the binary COPY writes every column as the INSERT
