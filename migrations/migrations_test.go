@@ -551,6 +551,42 @@ func TestRotatingResultsKeepsRows(t *testing.T) {
 	}
 }
 
+// TestDependencyStateStartsFromTheTasks: 012's flag is true in a schema
+// that already holds a waiting task, false in one that does not, and set by
+// the trigger when one is inserted later.
+func TestDependencyStateStartsFromTheTasks(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	seen := func(schema string) bool {
+		t.Helper()
+		var v bool
+		if err := conn.QueryRow(ctx, `SELECT waiting_seen FROM `+pgx.Identifier{schema, "dependency_state"}.Sanitize()).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	insertWaiting := func(schema string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, "tasks"}.Sanitize()+` (id, kind, status, depends_on)
+			VALUES (gen_random_uuid(), 'k', 'waiting', ARRAY[gen_random_uuid()])`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	with, without := newSchema(t), newSchema(t)
+	mustMigrate(t, ctx, conn, with, 11)
+	insertWaiting(with)
+	mustMigrate(t, ctx, conn, with, 12)
+	mustMigrate(t, ctx, conn, without, 12)
+	if !seen(with) || seen(without) {
+		t.Fatalf("after 012: waiting_seen %v with a waiting task, %v without; want true, false", seen(with), seen(without))
+	}
+	insertWaiting(without)
+	if !seen(without) {
+		t.Fatal("waiting_seen is false after a waiting task was inserted")
+	}
+}
+
 // TestQueueCheck: 008's queue CHECK accepts exactly the names 001's regex
 // did, on every partition, and its down puts the regex back with the same
 // answers; 009's domain gives the same answers under the same constraint

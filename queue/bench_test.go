@@ -52,7 +52,11 @@ func BenchmarkClaimComplete(b *testing.B) {
 			for done := 0; done < b.N; {
 				n := min(c.batch, b.N-done)
 				t0 := time.Now()
-				rows, err := db.Pool.Query(ctx, e.sql.claim[0], DefaultQueue, n, e.cfg.ID, c.events == EventsAll)
+				claim := e.sql.claim[0]
+				if c.events == EventsAll {
+					claim = e.sql.claimEvents[0]
+				}
+				rows, err := db.Pool.Query(ctx, claim, DefaultQueue, n, e.cfg.ID, c.events == EventsAll)
 				if err != nil {
 					b.Fatal(err)
 				}

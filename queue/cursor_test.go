@@ -178,6 +178,18 @@ type planNode struct {
 	Plans     []planNode `json:"Plans"`
 }
 
+// nodeRows sums the rows the plan's nodes of one type returned.
+func (n planNode) nodeRows(nodeType string) int {
+	sum := 0
+	if n.NodeType == nodeType {
+		sum += n.Rows
+	}
+	for _, c := range n.Plans {
+		sum += c.nodeRows(nodeType)
+	}
+	return sum
+}
+
 // indexBuffers sums the buffers of the plan's scans of the indexes named.
 func (n planNode) indexBuffers(names []string) int {
 	sum := 0
@@ -262,8 +274,8 @@ func pinHorizon(t *testing.T, db *pgtest.DB) {
 	}
 }
 
-// TestClaimSkipsFlushWait: a claim that takes tasks turns synchronous_commit
-// off for its own transaction (see sqlClaim), and only for it.
+// TestClaimSkipsFlushWait: a claim turns synchronous_commit off for its own
+// transaction (see sqlClaimSettings), and only for it.
 func TestClaimSkipsFlushWait(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
@@ -293,19 +305,22 @@ func TestClaimSkipsFlushWait(t *testing.T) {
 	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
 		t.Fatal(err)
 	}
-	sql, args := p.claimStatement(10)
-	rows, err := tx.Query(ctx, sql, args...)
+	br := tx.SendBatch(ctx, p.claimBatch(10))
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for rows.Next() {
-		n++
+	claimed, err := pgx.CollectRows(rows, scanTask)
+	if err == nil {
+		err = br.Close()
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := setting(); n != 2 || got != "off" {
+	if got, n := setting(), len(claimed); n != 2 || got != "off" {
 		t.Fatalf("claimed %d tasks, synchronous_commit %s after the claim; want 2, off", n, got)
 	}
 	if err := tx.Rollback(ctx); err != nil {

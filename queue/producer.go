@@ -314,11 +314,7 @@ func (p *producer) returnAhead(hold time.Duration) time.Duration {
 // claim moves up to n tasks to running and advances the cursors past them.
 func (p *producer) claim(ctx context.Context, n int) ([]*jobs.TaskRow, error) {
 	p.applyRewind()
-	sql, args := p.claimStatement(n)
-	var b pgx.Batch
-	b.Queue(sqlGenericPlans)
-	b.Queue(sql, args...)
-	br := p.e.pool.SendBatch(ctx, &b)
+	br := p.e.pool.SendBatch(ctx, p.claimBatch(n))
 	claimed, err := func() ([]*jobs.TaskRow, error) {
 		if _, err := br.Exec(); err != nil {
 			return nil, err
@@ -412,6 +408,16 @@ func (p *producer) sweep(ctx context.Context) error {
 }
 
 // claimStatement is the claim of up to n tasks from the current cursors.
+// claimBatch is a claim of up to n tasks: its settings, then the claim,
+// one implicit transaction.
+func (p *producer) claimBatch(n int) *pgx.Batch {
+	sql, args := p.claimStatement(n)
+	b := &pgx.Batch{}
+	b.Queue(sqlClaimSettings)
+	b.Queue(sql, args...)
+	return b
+}
+
 func (p *producer) claimStatement(n int) (string, []any) {
 	args := make([]any, 0, 4+3*len(p.cursors))
 	args = append(args, p.queue, n, p.e.cfg.ID, p.levelEv)
@@ -422,6 +428,9 @@ func (p *producer) claimStatement(n int) (string, []any) {
 		} else {
 			args = append(args, c.priority, floor, uuid.Nil)
 		}
+	}
+	if p.levelEv {
+		return p.e.sql.claimEvents[len(p.cursors)], args
 	}
 	return p.e.sql.claim[len(p.cursors)], args
 }

@@ -322,7 +322,7 @@ func prepareSchema(ctx context.Context, pool *pgxpool.Pool, o *options) error {
 		return fmt.Errorf("migrate schema %s: %w", o.schema, err)
 	}
 	var tables []string
-	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename NOT LIKE '%schema_version%' AND tablename <> 'tasks_rotation' ORDER BY 1`, o.schema)
+	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename NOT LIKE '%schema_version%' AND tablename NOT IN ('tasks_rotation', 'dependency_state') ORDER BY 1`, o.schema)
 	if err != nil {
 		return fmt.Errorf("list tables: %w", err)
 	}
@@ -337,6 +337,10 @@ func prepareSchema(ctx context.Context, pool *pgxpool.Pool, o *options) error {
 	if len(quoted) > 0 {
 		if _, err := conn.Exec(ctx, "TRUNCATE "+strings.Join(quoted, ", ")); err != nil {
 			return fmt.Errorf("truncate: %w", err)
+		}
+		// No task is left to wait for dependencies.
+		if _, err := conn.Exec(ctx, `UPDATE `+pgx.Identifier{o.schema, "dependency_state"}.Sanitize()+` SET waiting_seen = false`); err != nil {
+			return fmt.Errorf("reset dependency state: %w", err)
 		}
 		// TRUNCATE leaves n_dead_tup as it was: start the run's counts from zero.
 		if _, err := conn.Exec(ctx, `SELECT pg_stat_reset_single_table_counters(c.oid)
