@@ -277,10 +277,12 @@ SELECT {task_columns} FROM claimed`
 // at a few tasks), because the generic plan it would otherwise keep hashes a
 // partition to join the locked rows, which it guesses by LIMIT $2 to be many;
 // and a generic plan made while a partition was empty would scan it whole
-// once it had filled.
+// once it had filled. JIT is off: a plan that still needs a Seq Scan costs
+// past jit_above_cost under enable_seqscan off, and compiling it took
+// hundreds of milliseconds a run (see sqlDepsGuard).
 const sqlGenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
 	set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-	set_config('enable_mergejoin', 'off', true)`
+	set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)`
 
 // sqlClaimSettings precedes each claim: sqlGenericPlans' settings, and a
 // claim that takes tasks commits without waiting for its WAL to be flushed
@@ -296,7 +298,8 @@ const sqlClaimSettings = sqlGenericPlans + `, set_config('synchronous_commit', '
 // rest of its transaction plans each statement for its parameters, joining by
 // nested loop.
 const sqlCustomPlans = `SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
-	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('jit', 'off', true)`
 
 // sqlBehindCursor finds the earliest runnable task of queue $1 and priority
 // $2 behind the claim cursor ($3, $4); see producer.sweep.
