@@ -56,7 +56,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 				if c.events == EventsAll {
 					claim = e.sql.claimEvents[0]
 				}
-				rows, err := db.Pool.Query(ctx, claim, DefaultQueue, n, e.cfg.ID, c.events == EventsAll)
+				rows, err := db.Pool.Query(ctx, claim, DefaultQueue, n, e.cfg.ID)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -407,7 +407,6 @@ func (p *producer) sweep(ctx context.Context) error {
 	return nil
 }
 
-// claimStatement is the claim of up to n tasks from the current cursors.
 // claimBatch is a claim of up to n tasks: its settings, then the claim,
 // one implicit transaction.
 func (p *producer) claimBatch(n int) *pgx.Batch {
@@ -418,9 +417,10 @@ func (p *producer) claimBatch(n int) *pgx.Batch {
 	return b
 }
 
+// claimStatement is the claim of up to n tasks from the current cursors.
 func (p *producer) claimStatement(n int) (string, []any) {
-	args := make([]any, 0, 4+3*len(p.cursors))
-	args = append(args, p.queue, n, p.e.cfg.ID, p.levelEv)
+	args := make([]any, 0, 3+3*len(p.cursors))
+	args = append(args, p.queue, n, p.e.cfg.ID)
 	floor := p.dbNow.Add(-cursorLookback)
 	for _, c := range p.cursors {
 		if c.runAt.Before(floor) {

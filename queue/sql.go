@@ -240,10 +240,9 @@ const notifyRunAt = `floor(extract(epoch FROM least(r, now())) * 1000000)::bigin
 // sqlClaim moves up to $2 runnable tasks of queue $1 to running, for client $3,
 // and returns them. {locked} picks and locks them: claimLocked renders it, for
 // a scan of the whole runnable range or one that starts at the producer's
-// cursors. $4 says whether to write 'executing' events, which sqlClaim does
-// not: it claims nothing when $4 is true, and sqlClaimEvents does. The UPDATE
-// returns its rows itself; with the events' INSERT beside it, they would go
-// through a CTE's tuplestore first.
+// cursors. It writes no 'executing' events (sqlClaimEvents does), so the
+// UPDATE returns its rows itself; with the events' INSERT beside it, they
+// would go through a CTE's tuplestore first.
 //
 // A claim runs after sqlClaimSettings, in the same implicit transaction.
 const sqlClaim = `
@@ -251,11 +250,11 @@ WITH {locked}
 UPDATE {tasks} t SET status = 'running', attempt = t.attempt + 1, started_at = now(),
 	worker_id = $3, heartbeat_at = now()
 FROM (SELECT id AS locked_id, gen AS locked_gen FROM locked) l
-WHERE t.id = l.locked_id AND t.gen = l.locked_gen AND NOT $4::bool
+WHERE t.id = l.locked_id AND t.gen = l.locked_gen
 RETURNING {task_columns}`
 
 // sqlClaimEvents is sqlClaim writing an 'executing' event for each task it
-// claims ($4 true, EventsAll).
+// claims (EventsAll).
 const sqlClaimEvents = `
 WITH {locked}, claimed AS (
 	UPDATE {tasks} t SET status = 'running', attempt = t.attempt + 1, started_at = now(),
@@ -264,13 +263,13 @@ WITH {locked}, claimed AS (
 	RETURNING t.*
 ), ev AS (
 	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, schedule_id)
-	SELECT 'executing', id, kind, queue, worker_id, attempt, schedule_id FROM claimed WHERE $4::bool
+	SELECT 'executing', id, kind, queue, worker_id, attempt, schedule_id FROM claimed
 )
 SELECT {task_columns} FROM claimed`
 
 // sqlGenericPlans precedes each claim (in sqlClaimSettings) and each small
-// completion batch (see completer.write), in the same implicit transaction (one pipelined round
-// trip): the claim runs its generic plan, made once per connection and again
+// completion batch (see completer.write), in the same implicit transaction
+// (one pipelined round trip): the claim runs its generic plan, made once per connection and again
 // only when a partition of tasks is truncated, and that plan looks tasks up
 // by index and joins them by nested loop. Left to itself the planner planned
 // every claim anew (about 1.4 ms with tasks' partitions, a claim's whole cost
@@ -320,8 +319,8 @@ const claimRunnable = `queue = $1 AND status IN ('pending', 'retry') AND run_at 
 const maxCursors = 3
 
 // claimLocked renders the locked CTE of sqlClaim for k cursors (0 ≤ k ≤
-// maxCursors), given as parameters $5+3j (priority), $6+3j (run_at) and
-// $7+3j (id), priorities in descending order.
+// maxCursors), given as parameters $4+3j (priority), $5+3j (run_at) and
+// $6+3j (id), priorities in descending order.
 //
 // Why cursors: a claim leaves its tasks' old entries in tasks_runnable_idx,
 // dead, ahead of every live entry of their priority. Vacuum removes them,
@@ -350,7 +349,7 @@ func claimLocked(k int) string {
 	}
 	var names []string
 	for j := 0; j < k; j++ {
-		p, r, id := 5+3*j, 6+3*j, 7+3*j
+		p, r, id := 4+3*j, 5+3*j, 6+3*j
 		gap := fmt.Sprintf("priority > $%d::smallint", p)
 		if j > 0 {
 			gap += fmt.Sprintf(" AND priority < $%d::smallint", p-3)
@@ -359,7 +358,7 @@ func claimLocked(k int) string {
 		branch(fmt.Sprintf("at%d", j), fmt.Sprintf("priority = $%d::smallint AND (run_at, id) > ($%d::timestamptz, $%d::uuid)", p, r, id), "run_at, id")
 		names = append(names, fmt.Sprintf("gap%d", j), fmt.Sprintf("at%d", j))
 	}
-	branch("rest", fmt.Sprintf("priority < $%d::smallint", 5+3*(k-1)), "priority DESC, run_at, id")
+	branch("rest", fmt.Sprintf("priority < $%d::smallint", 4+3*(k-1)), "priority DESC, run_at, id")
 	names = append(names, "rest")
 	b.WriteString("locked AS (\n\t")
 	for i, n := range names {
