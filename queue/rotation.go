@@ -349,12 +349,15 @@ func (e *Engine) Retire(ctx context.Context, gen int16) error {
 // "detaching" (a DETACH CONCURRENTLY that did not finish) or "detached".
 func (e *Engine) partitionStates(ctx context.Context, db DB, gen int16) ([len(partitionTables)]string, error) {
 	var states [len(partitionTables)]string
+	var parts, parents [len(partitionTables)]string
 	for j, parent := range partitionTables {
-		err := db.QueryRow(ctx, sqlPartitionState, partitionTable(e.sql.schema, parent, gen), table(e.sql.schema, parent)).Scan(&states[j])
-		if err != nil {
-			return states, wrapRotate(gen, err)
-		}
+		parts[j], parents[j] = partitionTable(e.sql.schema, parent, gen), table(e.sql.schema, parent)
 	}
+	var got []string
+	if err := db.QueryRow(ctx, sqlPartitionStates, parts[:], parents[:]).Scan(&got); err != nil {
+		return states, wrapRotate(gen, err)
+	}
+	copy(states[:], got)
 	return states, nil
 }
 
@@ -416,11 +419,12 @@ const (
 	sqlPartitionTruncate = `TRUNCATE {part}, {results_part}`
 )
 
-// sqlPartitionState: see partitionStates. $1 is the partition's quoted name,
-// $2 that of its parent.
-const sqlPartitionState = `
-SELECT coalesce((SELECT CASE WHEN inhdetachpending THEN 'detaching' ELSE 'attached' END
-	FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = $2::regclass), 'detached')`
+// sqlPartitionStates: see partitionStates. $1 holds the partitions' quoted
+// names, $2 their parents', in the same order; the states come back in it.
+const sqlPartitionStates = `
+SELECT array_agg(coalesce((SELECT CASE WHEN inhdetachpending THEN 'detaching' ELSE 'attached' END
+	FROM pg_inherits WHERE inhrelid = p.part::regclass AND inhparent = p.parent::regclass), 'detached') ORDER BY p.i)
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS p(part, parent, i)`
 
 // The statements of Retire, for each of a partition's tables. {parent} is
 // the partitioned table, {gen} the partition's number.
