@@ -175,6 +175,8 @@ type planNode struct {
 	Removed   int        `json:"Rows Removed by Filter"`
 	Rechecked int        `json:"Rows Removed by Index Recheck"`
 	Read      int        `json:"Shared Read Blocks"`
+	Cost      float64    `json:"Total Cost"`
+	Loops     int        `json:"Actual Loops"`
 	Plans     []planNode `json:"Plans"`
 }
 
@@ -186,6 +188,18 @@ func (n planNode) nodeRows(nodeType string) int {
 	}
 	for _, c := range n.Plans {
 		sum += c.nodeRows(nodeType)
+	}
+	return sum
+}
+
+// scanLoops sums the times the plan's scans of the relations named ran.
+func (n planNode) scanLoops(names []string) int {
+	sum := 0
+	if strings.HasSuffix(n.NodeType, "Scan") && slices.Contains(names, n.Relation) {
+		sum += n.Loops
+	}
+	for _, c := range n.Plans {
+		sum += c.scanLoops(names)
 	}
 	return sum
 }
@@ -242,21 +256,40 @@ func partitionTree(t *testing.T, db *pgtest.DB, name string) []string {
 // back, and returns its plan.
 func explain(t *testing.T, db *pgtest.DB, sql string, args ...any) planNode {
 	t.Helper()
+	return explainUnder(t, db, "", sql, args...).Plan
+}
+
+// explained is what explainUnder reads of EXPLAIN's output: the plan, and
+// the JIT section, present when the statement was compiled.
+type explained struct {
+	Plan planNode
+	JIT  json.RawMessage
+}
+
+// explainUnder is explain run after settings (a statement, or "" for none)
+// in the same transaction.
+func explainUnder(t *testing.T, db *pgtest.DB, settings, sql string, args ...any) explained {
+	t.Helper()
 	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
+	if settings != "" {
+		if _, err := tx.Exec(ctx, settings); err != nil {
+			t.Fatalf("%s: %v", settings, err)
+		}
+	}
 	var plan []byte
 	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
 		t.Fatalf("explain: %v", err)
 	}
-	var out []struct{ Plan planNode }
+	var out []explained
 	if err := json.Unmarshal(plan, &out); err != nil {
 		t.Fatal(err)
 	}
-	return out[0].Plan
+	return out[0]
 }
 
 // pinHorizon holds back the xmin horizon until the test ends: a transaction

@@ -27,11 +27,17 @@ func TestDependencyWorkWaitsForAWaitingTask(t *testing.T) {
 	ctx := context.Background()
 	e := testEngine(db, EventsNone)
 	parents := insertN(t, e, db, 3, nil)
-	// The ids the release statement looks up dependents of: the rows of its
-	// unnest.
+	// The ids the release statement looks up dependents of (the rows of its
+	// unnest), and the scans of tasks the cancel statement runs under a
+	// small batch's settings.
+	tasks := partitionTree(t, db, "tasks")
 	probes := func() int {
 		t.Helper()
 		return explain(t, db, e.sql.releaseDeps, uuidBytes(parents), e.insertChannel).nodeRows("Function Scan")
+	}
+	cancelScans := func() int {
+		t.Helper()
+		return explainUnder(t, db, sqlGenericPlans, e.sql.cancelDeps, uuidBytes(parents), EventsNone).Plan.scanLoops(tasks)
 	}
 	locks := func() int {
 		t.Helper()
@@ -49,9 +55,9 @@ func TestDependencyWorkWaitsForAWaitingTask(t *testing.T) {
 		}
 		return n
 	}
-	if waitingSeen(t, db) || probes() != 0 || locks() != 0 {
-		t.Fatalf("before any task waited: waiting_seen %v, dependents of %d tasks looked up, %d locks; want false, 0, 0",
-			waitingSeen(t, db), probes(), locks())
+	if waitingSeen(t, db) || probes() != 0 || cancelScans() != 0 || locks() != 0 {
+		t.Fatalf("before any task waited: waiting_seen %v, dependents of %d tasks looked up, %d scans of tasks to cancel, %d locks; want false, 0, 0, 0",
+			waitingSeen(t, db), probes(), cancelScans(), locks())
 	}
 
 	child := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{DependsOn: parents[:1]} })[0]
@@ -60,6 +66,9 @@ func TestDependencyWorkWaitsForAWaitingTask(t *testing.T) {
 	}
 	if n := probes(); n != len(parents) {
 		t.Fatalf("the release statement looks up dependents of %d tasks once a task has waited, want %d", n, len(parents))
+	}
+	if n := cancelScans(); n == 0 {
+		t.Fatal("the cancel statement scans no tasks once a task has waited")
 	}
 	if n := locks(); n != 1 {
 		t.Fatalf("the dependency lock statement took %d locks once a task has waited, want 1", n)

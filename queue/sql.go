@@ -510,15 +510,25 @@ WHERE w.id = cand.id AND w.gen = cand.gen AND w.status = 'waiting'
 SELECT pg_notify($2, queue || ' ' || ` + notifyRunAt + `) FROM (SELECT queue, min(run_at) AS r FROM rel GROUP BY queue) AS q`
 
 // sqlCancelDeps cancels the waiting dependents of tasks that failed, and
-// theirs in turn, naming the dependency that failed.
+// theirs in turn, naming the dependency that failed. Each term finds the
+// dependents of its tasks by one probe of the waiting-dependents GIN index
+// per task, as sqlReleaseDeps does: joined the other way, the planner walked
+// every task of tasks_g0 by its primary key for the recursive term, which
+// runs once even when the first found nothing.
 const sqlCancelDeps = `
 WITH RECURSIVE doomed(id, gen, cause) AS (
-	SELECT w.id, w.gen, f.id FROM {tasks} w JOIN {tasks} f ON f.id = ANY (w.depends_on)
+	SELECT w.id, w.gen, f.id FROM {tasks} f
+	CROSS JOIN LATERAL (
+		SELECT w.id, w.gen FROM {tasks} w WHERE w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
+			AND w.depends_on @> ARRAY[f.id]
+		OFFSET 0) AS w
 	WHERE f.id = ANY ($1::uuid[]) AND ` + sqlDepsGuard + ` AND f.status IN ('error', 'cancelled', 'expired')
-		AND w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
 	UNION
-	SELECT w.id, w.gen, d.id FROM {tasks} w JOIN doomed d ON d.id = ANY (w.depends_on)
-	WHERE w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
+	SELECT w.id, w.gen, d.id FROM doomed d
+	CROSS JOIN LATERAL (
+		SELECT w.id, w.gen FROM {tasks} w WHERE w.gen = 0 AND w.status = 'waiting' AND NOT w.run_anyway
+			AND w.depends_on @> ARRAY[d.id]
+		OFFSET 0) AS w
 ), upd AS (
 	UPDATE {tasks} t SET status = 'cancelled', completed_at = now(),
 		errors = t.errors || jsonb_build_array(jsonb_build_object('attempt', t.attempt, 'at', now(),
