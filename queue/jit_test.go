@@ -1,8 +1,6 @@
 package queue
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -19,16 +17,15 @@ import (
 func TestHotStatementsNeverJIT(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	ctx := context.Background()
 	e := testEngine(db, EventsDefault)
-	p := newProducer(e, DefaultQueue, 10)
 	ids := insertN(t, e, db, 3, nil)
-	claimSQL, claimArgs := p.claimStatement(10)
 	type stmt struct {
 		name, settings, sql string
 		args                []any
 	}
-	stmts := []stmt{{"claim", sqlClaimSettings, claimSQL, claimArgs}}
+	// The claim's batch is its settings, then the claim.
+	claim := newProducer(e, DefaultQueue, 10).claimBatch(10).QueuedQueries
+	stmts := []stmt{{"claim", claim[0].SQL, claim[1].SQL, claim[1].Arguments}}
 	// Every statement of a completion batch, a success, a retry and a
 	// failure, with callbacks asked for, small (generic plans) and large.
 	now := time.Now()
@@ -42,32 +39,12 @@ func TestHotStatementsNeverJIT(t *testing.T) {
 			stmt{fmt.Sprintf("completion statement %d, large batch", i), sqlCustomPlans, q.SQL, q.Arguments})
 	}
 	for _, c := range stmts {
-		tx, err := db.Pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
+		x := explainUnder(t, db, c.settings, c.sql, c.args...)
+		if x.JIT != nil {
+			t.Errorf("%s is compiled by JIT (cost %.0f)", c.name, x.Plan.Cost)
 		}
-		if _, err := tx.Exec(ctx, c.settings); err != nil {
-			t.Fatal(err)
-		}
-		var plan []byte
-		if err := tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+c.sql, c.args...).Scan(&plan); err != nil {
-			t.Fatalf("%s: explain: %v", c.name, err)
-		}
-		_ = tx.Rollback(ctx)
-		var out []struct {
-			JIT  json.RawMessage `json:"JIT"`
-			Plan struct {
-				Cost float64 `json:"Total Cost"`
-			} `json:"Plan"`
-		}
-		if err := json.Unmarshal(plan, &out); err != nil {
-			t.Fatal(err)
-		}
-		if out[0].JIT != nil {
-			t.Errorf("%s is compiled by JIT (cost %.0f)", c.name, out[0].Plan.Cost)
-		}
-		if out[0].Plan.Cost >= 1e9 {
-			t.Errorf("%s needs a Seq Scan the settings disable (cost %.0f)", c.name, out[0].Plan.Cost)
+		if x.Plan.Cost >= 1e9 {
+			t.Errorf("%s needs a Seq Scan the settings disable (cost %.0f)", c.name, x.Plan.Cost)
 		}
 	}
 }
