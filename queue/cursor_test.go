@@ -180,53 +180,54 @@ type planNode struct {
 	Plans     []planNode `json:"Plans"`
 }
 
+// sum adds up f over every node of the plan.
+func (n planNode) sum(f func(planNode) int) int {
+	total := f(n)
+	for _, c := range n.Plans {
+		total += c.sum(f)
+	}
+	return total
+}
+
 // nodeRows sums the rows the plan's nodes of one type returned.
 func (n planNode) nodeRows(nodeType string) int {
-	sum := 0
-	if n.NodeType == nodeType {
-		sum += n.Rows
-	}
-	for _, c := range n.Plans {
-		sum += c.nodeRows(nodeType)
-	}
-	return sum
+	return n.sum(func(n planNode) int {
+		if n.NodeType == nodeType {
+			return n.Rows
+		}
+		return 0
+	})
 }
 
 // scanLoops sums the times the plan's scans of the relations named ran.
 func (n planNode) scanLoops(names []string) int {
-	sum := 0
-	if strings.HasSuffix(n.NodeType, "Scan") && slices.Contains(names, n.Relation) {
-		sum += n.Loops
-	}
-	for _, c := range n.Plans {
-		sum += c.scanLoops(names)
-	}
-	return sum
+	return n.sum(func(n planNode) int {
+		if strings.HasSuffix(n.NodeType, "Scan") && slices.Contains(names, n.Relation) {
+			return n.Loops
+		}
+		return 0
+	})
 }
 
 // indexBuffers sums the buffers of the plan's scans of the indexes named.
 func (n planNode) indexBuffers(names []string) int {
-	sum := 0
-	if slices.Contains(names, n.IndexName) {
-		sum += n.Hit + n.Read
-	}
-	for _, c := range n.Plans {
-		sum += c.indexBuffers(names)
-	}
-	return sum
+	return n.sum(func(n planNode) int {
+		if slices.Contains(names, n.IndexName) {
+			return n.Hit + n.Read
+		}
+		return 0
+	})
 }
 
 // tableRows sums the rows the plan's scans of the table read, whatever the
 // scan: those they returned and those their filter or recheck removed.
 func (n planNode) tableRows(table string) int {
-	sum := 0
-	if n.Relation == table {
-		sum += n.Rows + n.Removed + n.Rechecked
-	}
-	for _, c := range n.Plans {
-		sum += c.tableRows(table)
-	}
-	return sum
+	return n.sum(func(n planNode) int {
+		if n.Relation == table {
+			return n.Rows + n.Removed + n.Rechecked
+		}
+		return 0
+	})
 }
 
 // explainBuffers runs EXPLAIN (ANALYZE, BUFFERS) of sql in a transaction it
