@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/omniqhq/omniq"
 )
@@ -111,6 +112,7 @@ type sample struct {
 	offered, enqueued, depth    int64
 	completed                   int64 // tasks whose Work returned
 	tables                      []tableStat
+	stale                       bool // tables are the previous sample's: a lock on one was queued
 	hotDead, hotTable, hotIndex int64
 	allDead, allBytes           int64
 	xminAge                     int64 // age of the oldest xid or xmin of any backend of the database
@@ -166,7 +168,7 @@ func (b *bench) runPhases(ctx context.Context) (err error) {
 		return err
 	}
 	lh.client = client
-	if lh.sampler, err = b.connect(ctx); err != nil {
+	if err := lh.openSampler(ctx); err != nil {
 		return err
 	}
 	defer lh.sampler.Close(context.Background())
@@ -208,7 +210,7 @@ func (b *bench) runPhases(ctx context.Context) (err error) {
 		enqueuer.Wait()
 	}()
 
-	prev, err := lh.sample(ctx, nil)
+	prev, err := lh.sample(ctx, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -242,7 +244,7 @@ func (b *bench) runPhases(ctx context.Context) (err error) {
 			if err != nil || ctx.Err() != nil {
 				break
 			}
-			s, serr := lh.sample(ctx, pids)
+			s, serr := lh.sample(ctx, pids, prev)
 			if serr != nil {
 				if ctx.Err() == nil { // else interrupted: summarise what ran
 					err = serr
@@ -471,9 +473,28 @@ func (lh *longHorizon) listTables(ctx context.Context) ([]string, error) {
 	return ts, nil
 }
 
+// openSampler opens the sampler's connection. The sizes it reads open
+// every partition: behind a queued exclusive lock (the TRUNCATE of a
+// detached partition, itself waiting for the readers that scanned it) they
+// would stall the interval lines for as long, so it waits 200ms at most.
+func (lh *longHorizon) openSampler(ctx context.Context) error {
+	c, err := lh.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Exec(ctx, "SET lock_timeout = '200ms'"); err != nil {
+		c.Close(context.Background())
+		return fmt.Errorf("sampler: %w", err)
+	}
+	lh.sampler = c
+	return nil
+}
+
 // sample reads the counters and the tables' statistics. pids are the
-// backends that should be holding the horizon in this phase.
-func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error) {
+// backends that should be holding the horizon in this phase. When a table's
+// lock is not granted in time (openSampler), the sizes are prev's, marked
+// stale; without a prev that is an error.
+func (lh *longHorizon) sample(ctx context.Context, pids []int64, prev *sample) (*sample, error) {
 	s := &sample{offered: lh.offered.Load(), enqueued: lh.enqueued.Load(), lat: lh.w.all.Snapshot()}
 	s.cpuTotal, s.cpuSteal, _ = machineCPU()
 	// Depth and completions come from the worker's counters, not from
@@ -485,25 +506,14 @@ func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error
 	started := lh.w.started.Load()
 	s.completed = lh.w.finished.Load()
 	s.depth = max(s.enqueued-started, 0) // a task can start before its EnqueueMany returns
-	rows, err := lh.sampler.Query(ctx, `SELECT r.relname,
-			sum(coalesce(s.n_dead_tup, 0))::bigint, sum(pg_table_size(c.oid))::bigint,
-			sum(pg_indexes_size(c.oid))::bigint, sum(pg_total_relation_size(c.oid))::bigint
-		FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		JOIN pg_class r ON r.oid = coalesce(pg_partition_root(c.oid), c.oid)
-		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND r.relname <> $2
-		GROUP BY r.relname ORDER BY r.relname <> 'tasks', r.relname`, lh.o.schema, "schema_version")
-	if err != nil {
-		return nil, fmt.Errorf("sample tables: %w", err)
+	var err error
+	s.tables, err = lh.tableStats(ctx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" && prev != nil { // lock_not_available
+		s.tables, s.stale, err = prev.tables, true, nil
 	}
-	s.tables, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tableStat, error) {
-		var t tableStat
-		err := row.Scan(&t.name, &t.dead, &t.table, &t.index, &t.total)
-		return t, err
-	})
 	if err != nil {
-		return nil, fmt.Errorf("sample tables: %w", err)
+		return nil, err
 	}
 	for _, t := range s.tables {
 		if t.name == "tasks" {
@@ -535,6 +545,32 @@ func (lh *longHorizon) sample(ctx context.Context, pids []int64) (*sample, error
 	return s, nil
 }
 
+// tableStats reads each OmniQ table's dead rows and sizes, partitions summed
+// into their root.
+func (lh *longHorizon) tableStats(ctx context.Context) ([]tableStat, error) {
+	rows, err := lh.sampler.Query(ctx, `SELECT r.relname,
+			sum(coalesce(s.n_dead_tup, 0))::bigint, sum(pg_table_size(c.oid))::bigint,
+			sum(pg_indexes_size(c.oid))::bigint, sum(pg_total_relation_size(c.oid))::bigint
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_class r ON r.oid = coalesce(pg_partition_root(c.oid), c.oid)
+		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND r.relname <> $2
+		GROUP BY r.relname ORDER BY r.relname <> 'tasks', r.relname`, lh.o.schema, "schema_version")
+	if err != nil {
+		return nil, fmt.Errorf("sample tables: %w", err)
+	}
+	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tableStat, error) {
+		var t tableStat
+		err := row.Scan(&t.name, &t.dead, &t.table, &t.index, &t.total)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sample tables: %w", err)
+	}
+	return ts, nil
+}
+
 // report prints one interval's line and CSV row, and folds it into r.
 func (lh *longHorizon) report(r *phaseResult, prev, s *sample) error {
 	dt := s.at.Sub(prev.at).Seconds()
@@ -555,6 +591,9 @@ func (lh *longHorizon) report(r *phaseResult, prev, s *sample) error {
 		} else {
 			fmt.Fprintf(&line, " %s dead %d size %s", t.name, t.dead, bytesH(t.total))
 		}
+	}
+	if s.stale {
+		line.WriteString(" (sizes of the previous line: a table's lock was queued)")
 	}
 	fmt.Fprintf(&line, " | xmin age %d", s.xminAge)
 	if s.held {
