@@ -127,6 +127,15 @@ func TestEventsPerLevel(t *testing.T) {
 				if got := types(taskEvents(t, c, id, false)); !slices.Equal(got, want) {
 					t.Errorf("%s task: stored events %v, want %v", name, got, want)
 				}
+				if level == "default" {
+					// A compact row keeps its times in columns, not in data.
+					for i, e := range taskEvents(t, c, id, false) {
+						if e.StartedAt.IsZero() || e.EnqueuedAt.IsZero() != (i > 0) || (e.Type == omniq.EventCompleted && string(e.Data) != "{}") {
+							t.Errorf("%s task: stored %s row enqueued %v, started %v, data %s; want started, enqueued on the first row only, data {}",
+								name, e.Type, e.EnqueuedAt, e.StartedAt, e.Data)
+						}
+					}
+				}
 				if level == "all" || level == "default" {
 					evs := taskEvents(t, c, id, true)
 					if got := types(evs); !slices.Equal(got, full[name]) {

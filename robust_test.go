@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -808,6 +809,16 @@ func TestHardStopReturnsTasksAtOnce(t *testing.T) {
 				if row.Attempt != 1 {
 					t.Fatalf("task %s ended at attempt %d, want 1", id, row.Attempt)
 				}
+				// The returned attempt's row stands for its start too.
+				want := []omniq.EventType{omniq.EventExecuting, omniq.EventRetry, omniq.EventEnqueued, omniq.EventExecuting, omniq.EventCompleted}
+				waitFor(t, 10*time.Second, "the completed event", func() bool { return len(taskEvents(t, c2, id, true)) >= len(want) })
+				if got := types(taskEvents(t, c2, id, true)); !slices.Equal(got, want) {
+					t.Fatalf("task %s: expanded events %v, want %v", id, got, want)
+				}
+			}
+			if n := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("events")+
+				" WHERE type = 'retry' AND started_at IS NOT NULL AND NOT data ? 'started_at'"); n != len(ids) {
+				t.Fatalf("%d retry rows with started_at in its column, want %d", n, len(ids))
 			}
 		})
 	}

@@ -83,12 +83,17 @@ type Event struct {
 	Attempt    int
 	Message    string
 	// Data holds the type's details as a JSON object: run_at of a retry or a
-	// snooze; enqueued_at and started_at of a compact outcome row.
+	// snooze.
 	Data          json.RawMessage
 	ExecutionTime time.Duration
 	Error         string
 	Source        string
 	Level         Level
+	// EnqueuedAt and StartedAt are the transitions a compact outcome row
+	// stands for (see Expand): the task's enqueue, on its first attempt's
+	// outcome, and the attempt's start. Zero when the row stands for none.
+	EnqueuedAt time.Time
+	StartedAt  time.Time
 	// Derived marks an event made by Expand from a compact row rather than
 	// read as a row of its own.
 	Derived bool

@@ -56,7 +56,7 @@ const (
 const columns = `coalesce(e.id, 0), coalesce(e.time, 'epoch'), coalesce(e.type, ''), e.task_id,
 	coalesce(e.kind, ''), coalesce(e.queue, ''), coalesce(e.worker_id, ''), e.schedule_id,
 	coalesce(e.attempt, 0), coalesce(e.message, ''), coalesce(e.data, '{}'), coalesce(e.execution_time, '0'),
-	coalesce(e.error, ''), coalesce(e.source, ''), coalesce(e.level, '')`
+	coalesce(e.error, ''), coalesce(e.source, ''), coalesce(e.level, ''), e.enqueued_at, e.started_at`
 
 func scan(row pgx.CollectableRow) (Event, error) { return scanWith(row) }
 
@@ -68,13 +68,24 @@ func scanWith(row pgx.CollectableRow, extra ...any) (Event, error) {
 		task     *uuid.UUID
 		sched    *uuid.UUID
 		attempt  int32
+		enqueued *time.Time
+		started  *time.Time
 	)
 	dst := append(extra, &e.ID, &e.Time, &typ, &task, &e.Kind, &e.Queue, &e.WorkerID, &sched, &attempt,
-		&e.Message, &e.Data, &e.ExecutionTime, &e.Error, &e.Source, &lvl)
+		&e.Message, &e.Data, &e.ExecutionTime, &e.Error, &e.Source, &lvl, &enqueued, &started)
 	if err := row.Scan(dst...); err != nil {
 		return e, err
 	}
 	e.Type, e.Level, e.Attempt = Type(typ), Level(lvl), int(attempt)
+	if enqueued != nil {
+		e.EnqueuedAt = *enqueued
+	}
+	if started != nil {
+		e.StartedAt = *started
+	}
+	if enqueued == nil && started == nil {
+		e.compactFromData()
+	}
 	if task != nil {
 		e.TaskID = *task
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/omniqhq/omniq/events"
 	"github.com/omniqhq/omniq/internal/pgtest"
 	"github.com/omniqhq/omniq/migrations"
 )
@@ -584,6 +585,59 @@ func TestDependencyStateStartsFromTheTasks(t *testing.T) {
 	insertWaiting(without)
 	if !seen(without) {
 		t.Fatal("waiting_seen is false after a waiting task was inserted")
+	}
+}
+
+// TestCompactEventsKeepTimes: after 013 a compact row written before it,
+// its times in data, still expands through events.Store; one written after
+// it keeps them in the columns; and 013's down folds the columns back into
+// data, where 012's readers look.
+func TestCompactEventsKeepTimes(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	conn := connect(t)
+	schema := newSchema(t)
+	table := pgx.Identifier{schema, "events"}.Sanitize()
+	mustMigrate(t, ctx, conn, schema, 12)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`INSERT INTO ` + table + ` (time, type, task_id, data) VALUES ('2026-01-01 00:00:03Z', 'completed',
+		'00000000-0000-7000-8000-000000000001', '{"enqueued_at": "2026-01-01T00:00:01+00:00", "started_at": "2026-01-01T00:00:02+00:00"}')`)
+	mustMigrate(t, ctx, conn, schema, 13)
+	exec(`INSERT INTO ` + table + ` (time, type, task_id, started_at, data) VALUES ('2026-01-01 00:00:06Z', 'retry',
+		'00000000-0000-7000-8000-000000000002', '2026-01-01 00:00:05Z', '{"run_at": "2026-01-01T00:00:09+00:00"}')`)
+
+	history := func() string {
+		t.Helper()
+		evs, err := events.NewStore(schema).List(ctx, conn, events.Filter{Expand: true})
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		var parts []string
+		for _, e := range evs {
+			parts = append(parts, fmt.Sprintf("%s@%d", e.Type, e.Time.Unix()-1767225600))
+		}
+		return strings.Join(parts, " ")
+	}
+	const want = "enqueued@1 executing@2 completed@3 executing@5 retry@6"
+	if got := history(); got != want {
+		t.Fatalf("after 013: expanded history %s, want %s", got, want)
+	}
+
+	exec(`SET TimeZone = 'UTC'`) // how the down's jsonb writes a time
+	mustMigrate(t, ctx, conn, schema, 12)
+	var data string
+	if err := conn.QueryRow(ctx, `SELECT string_agg(data::text, ' ' ORDER BY id) FROM `+table).Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	const wantData = `{"started_at": "2026-01-01T00:00:02+00:00", "enqueued_at": "2026-01-01T00:00:01+00:00"} ` +
+		`{"run_at": "2026-01-01T00:00:09+00:00", "started_at": "2026-01-01T00:00:05+00:00"}`
+	if data != wantData {
+		t.Fatalf("after 013's down: data %s, want %s", data, wantData)
 	}
 }
 

@@ -433,19 +433,16 @@ WITH o AS (
 		attempt = excluded.attempt, expires_at = excluded.expires_at
 ), ev AS (
 	INSERT INTO {events} (time, type, task_id, kind, queue, worker_id, schedule_id, attempt, execution_time,
-		error, level, data)
+		error, level, data, enqueued_at, started_at)
 	SELECT upd.finished_at, upd.event, upd.id, upd.kind, upd.queue, upd.worker_id, upd.schedule_id, upd.o_attempt,
 		upd.finished_at - upd.started_at, upd.error,
 		CASE WHEN upd.event IN ('error', 'retry') THEN 'error' WHEN upd.event = 'cancelled' THEN 'warning' ELSE 'info' END,
+		CASE WHEN upd.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at) ELSE '{}'::jsonb END,
 		-- At the default level the outcome row is compact: it stands for the
 		-- attempt's executing transition (started_at) and, on the first
 		-- attempt, the task's enqueued one (enqueued_at); see events.Expand.
-		CASE WHEN $15::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object(
-				'enqueued_at', CASE WHEN upd.o_attempt = 1 AND (upd.attempt_adj = 0 OR upd.unstarted) THEN upd.created_at END,
-				'started_at', CASE WHEN NOT upd.unstarted THEN upd.started_at END,
-				'run_at', CASE WHEN upd.event IN ('retry', 'snoozed') THEN upd.run_at END))
-			WHEN upd.event IN ('retry', 'snoozed') THEN jsonb_build_object('run_at', upd.run_at)
-			ELSE '{}'::jsonb END
+		CASE WHEN $15::text = 'default' AND upd.o_attempt = 1 AND (upd.attempt_adj = 0 OR upd.unstarted) THEN upd.created_at END,
+		CASE WHEN $15::text = 'default' AND NOT upd.unstarted THEN upd.started_at END
 	FROM upd
 	-- A task claimed ahead and given back unstarted has no event (''):
 	-- nothing happened to it that a reader of its history would see. Ended
@@ -594,10 +591,10 @@ WITH stuck AS (
 	FROM stuck WHERE t.id = stuck.id AND t.gen = stuck.gen
 	RETURNING t.id, t.kind, t.queue, t.worker_id, t.attempt, t.status, t.started_at, t.created_at
 ), ev AS (
-	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, enqueued_at, started_at)
 	SELECT 'rescued', id, kind, queue, worker_id, attempt, 'client stopped heartbeating; now ' || status, 'warning',
-		CASE WHEN $3::text = 'default' THEN jsonb_strip_nulls(jsonb_build_object('started_at', started_at,
-			'enqueued_at', CASE WHEN attempt = 1 THEN created_at END)) ELSE '{}'::jsonb END
+		CASE WHEN $3::text = 'default' AND attempt = 1 THEN created_at END,
+		CASE WHEN $3::text = 'default' THEN started_at END
 	FROM upd WHERE $3::text <> 'none'
 )
 SELECT id, queue, status FROM upd`
@@ -642,11 +639,11 @@ WITH upd AS (
 	WHERE t.id = ANY ($1::uuid[]) AND t.status = 'running' AND t.worker_id = $2
 	RETURNING t.id, t.kind, t.queue, t.status, t.attempt, t.started_at
 ), ev AS (
-	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, data)
+	INSERT INTO {events} (type, task_id, kind, queue, worker_id, attempt, message, level, started_at)
 	SELECT CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'retry' END, id, kind, queue, $2, attempt + 1,
 		CASE WHEN status = 'cancelled' THEN 'cancelled by request; its client stopped'
 			ELSE 'returned to the queue by a stopping client' END, 'warning',
-		CASE WHEN $3::text = 'default' THEN jsonb_build_object('started_at', started_at) ELSE '{}'::jsonb END
+		CASE WHEN $3::text = 'default' THEN started_at END
 	FROM upd WHERE $3::text <> 'none'
 )
 SELECT id, queue, status FROM upd`

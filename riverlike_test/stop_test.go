@@ -169,4 +169,13 @@ func TestStuckTaskOfDeadClientIsRescued(t *testing.T) {
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("rescued events: %v, %v; want one", evs, err)
 	}
+	// At the default event level the rescued row stands for the task's
+	// enqueue and the victim's start of attempt 1.
+	if evs[0].EnqueuedAt.IsZero() || evs[0].StartedAt.IsZero() || evs[0].StartedAt.Before(evs[0].EnqueuedAt) {
+		t.Fatalf("rescued event: enqueued at %v, started at %v; want both, in that order", evs[0].EnqueuedAt, evs[0].StartedAt)
+	}
+	if n := pgtest.Scalar[int](t, db.Pool, "SELECT count(*) FROM "+db.Table("events")+
+		" WHERE type = 'rescued' AND enqueued_at IS NOT NULL AND started_at IS NOT NULL AND data = '{}'"); n != 1 {
+		t.Fatalf("%d rescued rows with their times in columns, want 1", n)
+	}
 }

@@ -374,8 +374,10 @@ func preloadHistory(ctx context.Context, conn *pgx.Conn, schema string, n int) e
 		FROM generate_series(1, $1::bigint) g`,
 		`INSERT INTO ` + results + ` (task_id, status, started_at, completed_at, execution_time, worker_id, attempt)
 		SELECT id, 'success', started_at, completed_at, completed_at - started_at, worker_id, 1 FROM ` + tasks + ` WHERE worker_id = 'preload'`,
-		`INSERT INTO ` + events + ` (time, type, task_id, kind, queue, worker_id, attempt, level)
-		SELECT completed_at, 'completed', id, kind, queue, worker_id, 1, 'info' FROM ` + tasks + ` WHERE worker_id = 'preload'`,
+		// The default level's compact row (migration 013).
+		`INSERT INTO ` + events + ` (time, type, task_id, kind, queue, worker_id, attempt, level, execution_time, enqueued_at, started_at)
+		SELECT completed_at, 'completed', id, kind, queue, worker_id, 1, 'info', completed_at - started_at, created_at, started_at
+		FROM ` + tasks + ` WHERE worker_id = 'preload'`,
 	} {
 		var err error
 		if strings.Contains(q, "$1") {
