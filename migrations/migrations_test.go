@@ -84,6 +84,13 @@ func mustVersion(t *testing.T, conn *pgx.Conn, schema string) int32 {
 	return v
 }
 
+func mustExec(t *testing.T, ctx context.Context, conn *pgx.Conn, sql string) {
+	t.Helper()
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 func mustMigrate(t *testing.T, ctx context.Context, conn *pgx.Conn, schema string, target int32) {
 	t.Helper()
 	if err := migrations.Migrate(ctx, conn, schema, target); err != nil {
@@ -510,12 +517,7 @@ func TestRotatingResultsKeepsRows(t *testing.T) {
 	schema := newSchema(t)
 	tasks, results := pgx.Identifier{schema, "tasks"}.Sanitize(), pgx.Identifier{schema, "results"}.Sanitize()
 	mustMigrate(t, ctx, conn, schema, 10)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	exec := func(sql string) { mustExec(t, ctx, conn, sql) }
 	exec(`INSERT INTO ` + tasks + ` (id, kind, gen) VALUES ('00000000-0000-7000-8000-000000000001', 'k', 1),
 		('00000000-0000-7000-8000-000000000002', 'k', 0)`)
 	exec(`INSERT INTO ` + results + ` (task_id, status, result) VALUES
@@ -599,12 +601,7 @@ func TestCompactEventsKeepTimes(t *testing.T) {
 	schema := newSchema(t)
 	table := pgx.Identifier{schema, "events"}.Sanitize()
 	mustMigrate(t, ctx, conn, schema, 12)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	exec := func(sql string) { mustExec(t, ctx, conn, sql) }
 	exec(`INSERT INTO ` + table + ` (time, type, task_id, data) VALUES ('2026-01-01 00:00:03Z', 'completed',
 		'00000000-0000-7000-8000-000000000001', '{"enqueued_at": "2026-01-01T00:00:01+00:00", "started_at": "2026-01-01T00:00:02+00:00"}')`)
 	mustMigrate(t, ctx, conn, schema, 13)
