@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -362,8 +363,8 @@ func (lh *longHorizon) startPhase(ctx context.Context, r *phaseResult) (pids []i
 			wg.Go(func() { lh.reader(ctx, c, delay, r) })
 		}
 		r.holder = fmt.Sprintf("readers pids %v", pids)
-		lh.printf("bench: readers: pids %v, REPEATABLE READ transactions of %s scanning %d tables every 1s, staggered by %s\n",
-			pids, lh.o.readerTx, len(lh.tables), lh.o.readerTx/2)
+		lh.printf("bench: readers: pids %v, REPEATABLE READ transactions of %s scanning %d tables every 1s, staggered by %s, %s\n",
+			pids, lh.o.readerTx, len(lh.tables), lh.o.readerTx/2, readerWorkersText(lh.o.readerWorkers))
 		return pids, stop, nil
 	case phaseRecovery:
 		if lh.o.vacuumAtRecovery {
@@ -392,6 +393,15 @@ func (lh *longHorizon) reader(ctx context.Context, c *pgx.Conn, delay time.Durat
 			return
 		}
 		r.readerTxs.Add(1)
+		if lh.o.readerWorkers >= 0 {
+			if _, err := tx.Exec(ctx, "SELECT set_config('max_parallel_workers_per_gather', $1, true)", strconv.Itoa(lh.o.readerWorkers)); err != nil {
+				if ctx.Err() == nil {
+					lh.printf("bench: reader: %v\n", err)
+				}
+				_ = tx.Rollback(context.Background())
+				return
+			}
+		}
 		end := time.Now().Add(lh.o.readerTx)
 		for ctx.Err() == nil {
 			for _, t := range lh.tables {
@@ -411,6 +421,14 @@ func (lh *longHorizon) reader(ctx context.Context, c *pgx.Conn, delay time.Durat
 		}
 		_ = tx.Commit(context.Background())
 	}
+}
+
+// readerWorkers describes --reader-workers.
+func readerWorkersText(n int) string {
+	if n < 0 {
+		return "parallel workers as the server allows"
+	}
+	return fmt.Sprintf("max_parallel_workers_per_gather %d", n)
 }
 
 // vacuum stands in for autovacuum at the start of recovery.
@@ -787,8 +805,8 @@ func (b *bench) describePhases(ctx context.Context) error {
 	if !o.vacuumAtRecoverySet {
 		o.vacuumAtRecovery = av == "off"
 	}
-	b.printf("bench: long-horizon phases=%s rate=%d/s workers=%d work_time=%s interval=%s finished_retention=%s results=%s events=%s reader_tx=%s\n",
-		formatPhases(o.phases), o.rate, o.workers, o.workTime, o.interval, o.finishedRetention, o.results, o.events, o.readerTx)
+	b.printf("bench: long-horizon phases=%s rate=%d/s workers=%d work_time=%s interval=%s finished_retention=%s results=%s events=%s reader_tx=%s reader_workers=%d\n",
+		formatPhases(o.phases), o.rate, o.workers, o.workTime, o.interval, o.finishedRetention, o.results, o.events, o.readerTx, o.readerWorkers)
 	b.printf("bench: ran with autovacuum=%s (--autovacuum %s) shared_buffers=%s vacuum_at_recovery=%t csv=%q\n",
 		av, o.autovacuum, sb, o.vacuumAtRecovery, o.csvPath)
 	return nil

@@ -113,6 +113,7 @@ type options struct {
 	vacuumAtRecovery    bool
 	vacuumAtRecoverySet bool // else it follows the autovacuum setting the run has
 	readerTx            time.Duration
+	readerWorkers       int // max_parallel_workers_per_gather of the readers; -1: the server's
 }
 
 func main() {
@@ -164,6 +165,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.autovacuum, "autovacuum", "as-is", "--phases: on|off|as-is; on/off is set with ALTER SYSTEM for the run and restored at its end")
 	fs.BoolVar(&o.vacuumAtRecovery, "vacuum-at-recovery", false, "--phases: VACUUM (ANALYZE) the OmniQ tables when recovery starts (default: when autovacuum is off)")
 	fs.DurationVar(&o.readerTx, "reader-tx", 30*time.Second, "--phases: length of each REPEATABLE READ transaction of the readers phase")
+	fs.IntVar(&o.readerWorkers, "reader-workers", -1, "--phases: max_parallel_workers_per_gather in the readers' transactions (-1: the server's setting; 0: no parallel scans)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -197,7 +199,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--finished-retention must not be negative")
 	}
 	if o.phasesFlag == "" {
-		for _, name := range []string{"rate", "work-time", "interval", "csv", "autovacuum", "vacuum-at-recovery", "reader-tx"} {
+		for _, name := range []string{"rate", "work-time", "interval", "csv", "autovacuum", "vacuum-at-recovery", "reader-tx", "reader-workers"} {
 			if set[name] {
 				return nil, fmt.Errorf("--%s applies only with --phases", name)
 			}
@@ -216,6 +218,8 @@ func parseFlags(args []string) (*options, error) {
 			return nil, errors.New("--interval must be positive")
 		case o.readerTx < time.Second:
 			return nil, errors.New("--reader-tx must be at least 1s")
+		case o.readerWorkers < -1:
+			return nil, errors.New("--reader-workers must be -1 (the server's setting) or at least 0")
 		case o.autovacuum != "on" && o.autovacuum != "off" && o.autovacuum != "as-is":
 			return nil, fmt.Errorf("--autovacuum %q: want on, off or as-is", o.autovacuum)
 		}

@@ -71,6 +71,8 @@ func TestFlags(t *testing.T) {
 		{"--phases", "clean:1s", "--work-time", "-1ms"},
 		{"--phases", "clean:1s", "--autovacuum", "maybe"},
 		{"--phases", "clean:1s", "--reader-tx", "10ms"},
+		{"--phases", "clean:1s", "--reader-workers", "-2"},
+		{"--reader-workers", "0"},
 		{"--phases", "clean:1s", "--finished-retention", "-1s"},
 		{"--rate", "100"},
 		{"--csv", "x.csv"},
@@ -92,7 +94,7 @@ func TestFlags(t *testing.T) {
 		t.Errorf("phases %s", got)
 	}
 	if lh.workers != 8 || lh.rate != 1000 || lh.workTime != time.Millisecond || lh.interval != 5*time.Second ||
-		lh.finishedRetention != time.Minute || lh.autovacuum != "as-is" || lh.vacuumAtRecoverySet || lh.fetchCooldown != 0 {
+		lh.finishedRetention != time.Minute || lh.autovacuum != "as-is" || lh.vacuumAtRecoverySet || lh.fetchCooldown != 0 || lh.readerWorkers != -1 {
 		t.Errorf("--phases defaults: %+v", lh)
 	}
 	o, err := parseFlags([]string{"--latency", "1s"})
@@ -141,7 +143,7 @@ func TestPhases(t *testing.T) {
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "lh.csv")
 	o, err := parseFlags([]string{"--phases", "clean:5s,idle-in-tx:5s,readers:5s,recovery:5s", "--rate", "200", "--interval", "1s",
-		"--reader-tx", "2s", "--vacuum-at-recovery", "--csv", csvPath, "--database-url", url, "--schema", schema})
+		"--reader-tx", "2s", "--reader-workers", "0", "--vacuum-at-recovery", "--csv", csvPath, "--database-url", url, "--schema", schema})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +163,13 @@ func TestPhases(t *testing.T) {
 
 	for _, want := range []string{"ran with autovacuum=", "shared_buffers=", "finished_retention=1m0s",
 		"] idle-in-tx  offered", "claim p50 ", "tasks dead ", "| results dead ", "VACUUM (ANALYZE) done in",
-		"bench: recovery: interval p95 back within 10% of clean's"} {
+		"bench: recovery: interval p95 back within 10% of clean's", "max_parallel_workers_per_gather 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	if strings.Contains(out, "bench: reader: ") {
+		t.Errorf("a reader failed")
 	}
 	for _, p := range []string{"clean", "idle-in-tx", "readers", "recovery"} {
 		if !regexp.MustCompile(`(?m)^bench: summary ` + regexp.QuoteMeta(p) + ` +\d+s +\d+ +\d+ +[\d.]+% `).MatchString(out) {
