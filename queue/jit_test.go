@@ -1,10 +1,15 @@
 package queue
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/omniqhq/omniq/internal/pgtest"
 	"github.com/omniqhq/omniq/jobs"
@@ -50,74 +55,135 @@ func TestHotStatementsNeverJIT(t *testing.T) {
 	}
 }
 
-// TestClaimPlanMadeOverAnEmptyPartition: the claim's generic plan is made
-// once per connection and kept until a partition of tasks changes shape, so
-// it is often made while the next rotating partition is empty, and an
-// ANALYZE of that empty partition (autovacuum's, or a VACUUM ANALYZE) tells
-// the planner it holds nothing. The plan must still look the claimed tasks
-// up by key once that partition has filled. Its first form joined the
-// locked tasks to tasks and, over a partition planned as empty, scanned the
-// whole partition for each locked task: in a long-horizon run the claims of
-// the minute after such an ANALYZE took 100 tasks/s of 1,000 offered.
-func TestClaimPlanMadeOverAnEmptyPartition(t *testing.T) {
+// TestPlansMadeOverAnEmptyPartition: the claim's and the completion's
+// generic plans are made once per connection and kept until a partition of
+// tasks is truncated or analyzed, so they are often made while the next
+// rotating partition is empty, and an ANALYZE of that empty partition
+// (autovacuum's, or a VACUUM ANALYZE) tells the planner it holds nothing.
+// The plans must still look the batch's tasks up by key once that partition
+// has filled. The claim's first form joined the locked tasks to tasks and,
+// over a partition planned as empty, scanned the whole partition for each
+// locked task (19,770 blocks for 10 tasks of 2,000): in a long-horizon run
+// the claims of the minute after such an ANALYZE took 100 tasks/s of 1,000
+// offered.
+func TestPlansMadeOverAnEmptyPartition(t *testing.T) {
 	t.Parallel()
-	ctx, db, e := engineTest(t, EventsDefault)
+	const n, batch = 2000, 10
+	fill := func(t *testing.T, db *pgtest.DB, status string, attempt int) []uuid.UUID {
+		t.Helper()
+		rows, err := db.Pool.Query(context.Background(), "INSERT INTO "+partitionTable(db.Schema, "tasks", 2)+
+			` (id, kind, queue, gen, run_at, status, attempt)
+			SELECT gen_random_uuid(), 'bench', $1, 2, now() - interval '1 minute', $2, $3 FROM generate_series(1, $4)
+			RETURNING id`, DefaultQueue, status, attempt, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	t.Run("claim", func(t *testing.T) {
+		t.Parallel()
+		_, db, e := engineTest(t, EventsDefault)
+		sql, args := newProducer(e, DefaultQueue, batch).claimStatement(batch)
+		plan := planAfter(t, db, sqlClaimSettings, sql, args, func() []any {
+			fill(t, db, "pending", 0)
+			return args
+		})
+		if plan.Rows != batch {
+			t.Fatalf("the claim took %d tasks, want %d", plan.Rows, batch)
+		}
+		// By key, 10 tasks cost under 200 blocks (the root's count includes
+		// its children's).
+		if blocks := plan.Hit + plan.Read; blocks > 400 {
+			t.Errorf("claiming %d of %d tasks with a plan made while their partition was empty read %d blocks, want under 400", batch, n, blocks)
+		}
+	})
+	t.Run("completion", func(t *testing.T) {
+		t.Parallel()
+		_, db, e := engineTest(t, EventsDefault)
+		outcomes := func(ids []uuid.UUID) []*outcome {
+			out := make([]*outcome, len(ids))
+			for i, id := range ids {
+				out[i] = &outcome{id: id, gen: 2, attempt: 1, status: jobs.StatusSuccess, finishedAt: time.Now(),
+					resultStatus: jobs.ResultSuccess, event: "completed", queue: DefaultQueue}
+			}
+			return out
+		}
+		complete := e.completionBatch(outcomes(make([]uuid.UUID, batch))).QueuedQueries[0]
+		plan := planAfter(t, db, sqlGenericPlans, complete.SQL, complete.Arguments, func() []any {
+			return e.completionBatch(outcomes(fill(t, db, "running", 1)[:batch])).QueuedQueries[0].Arguments
+		})
+		if plan.Rows != batch {
+			t.Fatalf("the completion wrote %d tasks, want %d", plan.Rows, batch)
+		}
+		if blocks := plan.Hit + plan.Read; blocks > 400 {
+			t.Errorf("completing %d of %d tasks with a plan made while their partition was empty read %d blocks, want under 400", batch, n, blocks)
+		}
+	})
+}
+
+// planAfter makes sql's generic plan on one connection, under settings (a
+// statement run first in each transaction), while the rotating partition
+// tasks_g2 is empty and analyzed; then runs fill, which adds rows but
+// changes no table's shape, so the plan stays cached; and returns EXPLAIN
+// ANALYZE of sql through that plan with fill's arguments, rolled back.
+func planAfter(t *testing.T, db *pgtest.DB, settings, sql string, args []any, fill func() []any) planNode {
+	t.Helper()
+	ctx := context.Background()
 	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	empty := partitionTable(db.Schema, "tasks", 2)
-	if _, err := conn.Exec(ctx, "ANALYZE "+empty); err != nil {
+	if _, err := conn.Exec(ctx, "ANALYZE "+partitionTable(db.Schema, "tasks", 2)); err != nil {
 		t.Fatal(err)
 	}
-	sql, args := newProducer(e, DefaultQueue, 10).claimStatement(10)
-	if _, err := conn.Exec(ctx, `SELECT set_config('plan_cache_mode', 'force_generic_plan', false),
-		set_config('enable_seqscan', 'off', false), set_config('enable_hashjoin', 'off', false),
-		set_config('enable_mergejoin', 'off', false), set_config('jit', 'off', false)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "PREPARE claim AS "+sql); err != nil {
-		t.Fatal(err)
-	}
-	// EXPLAIN without ANALYZE makes and caches the generic plan, claiming
-	// nothing. EXECUTE takes no parameters of the extended protocol, so
-	// format renders the claim's arguments (queue, count, client) as literals.
-	if len(args) != 3 {
-		t.Fatalf("a new producer's claim has %d arguments, want 3 (no cursors)", len(args))
-	}
-	var execute string
-	if err := conn.QueryRow(ctx, "SELECT format('EXECUTE claim(%L, %s, %L)', $1::text, $2::int, $3::text)", args...).Scan(&execute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "EXPLAIN "+execute); err != nil {
-		t.Fatal(err)
-	}
-	const n = 2000
-	if _, err := db.Pool.Exec(ctx, "INSERT INTO "+empty+` (id, kind, queue, gen, run_at)
-		SELECT gen_random_uuid(), 'bench', $1, 2, now() - interval '1 minute' FROM generate_series(1, $2)`, DefaultQueue, n); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := conn.Begin(ctx)
+	desc, err := conn.Conn().Prepare(ctx, "cached", sql)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-	var out []byte
-	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+execute).Scan(&out); err != nil {
-		t.Fatal(err)
+	// EXECUTE takes no parameters of the extended protocol: the arguments
+	// go in as literals, each rendered by the server from its type.
+	execute := func(args []any) string {
+		lits := make([]string, len(args))
+		for i, a := range args {
+			var typ string
+			if err := conn.QueryRow(ctx, "SELECT format_type($1, NULL)", desc.ParamOIDs[i]).Scan(&typ); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRow(ctx, "SELECT quote_nullable($1::"+typ+")", a).Scan(&lits[i]); err != nil {
+				t.Fatalf("argument %d (%s): %v", i+1, typ, err)
+			}
+		}
+		return "EXECUTE cached(" + strings.Join(lits, ", ") + ")"
 	}
+	var out []byte
+	inTx := func(stmt string, scan bool) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck
+		if _, err := tx.Exec(ctx, settings); err != nil {
+			t.Fatal(err)
+		}
+		if !scan {
+			_, err = tx.Exec(ctx, stmt)
+		} else {
+			err = tx.QueryRow(ctx, stmt).Scan(&out)
+		}
+		if err != nil {
+			t.Fatalf("%.60s: %v", stmt, err)
+		}
+	}
+	inTx("EXPLAIN "+execute(args), false) // makes and caches the generic plan; runs nothing
+	inTx("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+execute(fill()), true)
 	var plans []explained
 	if err := json.Unmarshal(out, &plans); err != nil {
 		t.Fatal(err)
 	}
-	plan := plans[0].Plan
-	if plan.Rows != 10 {
-		t.Fatalf("the claim took %d tasks, want 10", plan.Rows)
-	}
-	// By key, 10 tasks cost under 200 blocks (the root's count includes its
-	// children's); a scan of the partition per task cost 79,221.
-	if blocks := plan.Hit + plan.Read; blocks > 400 {
-		t.Errorf("claiming 10 of %d tasks with a plan made while their partition was empty read %d blocks, want under 400", n, blocks)
-	}
+	return plans[0].Plan
 }

@@ -271,7 +271,7 @@ RETURNING {task_columns}`
 // and completed 50 to 300 tasks a second of 1,000 offered for a minute,
 // until a truncation made the plan anew. An array condition is not a join:
 // each partition's only path is its primary key
-// (TestClaimPlanMadeOverAnEmptyPartition). A (id, gen) row comparison
+// (TestPlansMadeOverAnEmptyPartition). A (id, gen) row comparison
 // against an array of pairs, exact without the argument above, cost a claim
 // of 1,000 tasks a million record comparisons (-n: 6,000 jobs/s against
 // 21,700).
