@@ -187,3 +187,37 @@ func planAfter(t *testing.T, db *pgtest.DB, settings, sql string, args []any, fi
 	}
 	return plans[0].Plan
 }
+
+// TestClaimLeavesATwinInAnotherPartition: ids are unique within a partition
+// of tasks, not across them; a task enqueued with a preset id that another
+// partition's task already has (a repeat of a finished task) lives in
+// tasks_g0 beside it. A claim that locks one of the two, and another task of
+// the twin's partition, must not move the twin.
+func TestClaimLeavesATwinInAnotherPartition(t *testing.T) {
+	t.Parallel()
+	ctx, db, e := engineTest(t, EventsDefault)
+	rotating := insertN(t, e, db, 1, nil)[0]
+	sticky := insertN(t, e, db, 1, func(int) *jobs.InsertOpts { return &jobs.InsertOpts{ID: uuid.Must(uuid.NewV7())} })[0]
+	// The twin: the rotating task's id, finished, in tasks_g0.
+	if _, err := db.Pool.Exec(ctx, "INSERT INTO "+db.Table("tasks")+
+		` (id, kind, queue, status, attempt, completed_at) VALUES ($1, 'bench', $2, 'success', 1, now())`, rotating, DefaultQueue); err != nil {
+		t.Fatal(err)
+	}
+	claimed := claimAll(t, newProducer(e, DefaultQueue, 10), 10)
+	got := map[uuid.UUID]int16{}
+	for _, row := range claimed {
+		got[row.ID] = row.Partition
+	}
+	if len(claimed) != 2 || got[rotating] == 0 || got[sticky] != 0 {
+		t.Fatalf("claimed %v (id: partition), want the rotating task and the sticky one", got)
+	}
+	var status string
+	var attempt int
+	if err := db.Pool.QueryRow(ctx, "SELECT status, attempt FROM "+db.Table("tasks")+" WHERE id = $1 AND gen = 0", rotating).
+		Scan(&status, &attempt); err != nil {
+		t.Fatal(err)
+	}
+	if status != "success" || attempt != 1 {
+		t.Fatalf("the twin in tasks_g0 after the claim: %s, attempt %d; want success, attempt 1 (untouched)", status, attempt)
+	}
+}
