@@ -261,7 +261,8 @@ RETURNING {task_columns}`
 // partition has the same id, say the finished task it repeats. So the UPDATE
 // also requires a runnable task of the claim's queue, which keeps such a twin
 // untouched unless it is itself runnable in this queue, and then claiming it
-// is right (the UPDATE waits for its row lock and re-checks it). The status
+// is right (the UPDATE waits for its row lock and re-checks it; a row beyond
+// the claim's n waits among the producer's tasks claimed ahead). The status
 // is compared with an array the planner cannot read, so that no partial
 // index of runnable tasks (whose scan would read every runnable task of the
 // partition) looks usable; TestClaimLeavesATwinInAnotherPartition.

@@ -423,7 +423,7 @@ func (lh *longHorizon) reader(ctx context.Context, c *pgx.Conn, delay time.Durat
 	}
 }
 
-// readerWorkers describes --reader-workers.
+// readerWorkersText describes --reader-workers for the readers line.
 func readerWorkersText(n int) string {
 	if n < 0 {
 		return "parallel workers as the server allows"
